@@ -1,0 +1,129 @@
+// Package daemon wires a corral node together: configuration, the cluster
+// store, access control, tasks, the API listeners, and orderly shutdown.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the node configuration: defaults, then /etc/corral/corral.yaml
+// (or --config), then CORRAL_* environment variables, then flags.
+type Config struct {
+	Node           string        `yaml:"node"`
+	DataDir        string        `yaml:"data_dir"`
+	Listen         string        `yaml:"listen"`
+	Socket         string        `yaml:"socket"`
+	Address        string        `yaml:"address"`
+	StoreClientURL string        `yaml:"store_client_url"`
+	StorePeerURL   string        `yaml:"store_peer_url"`
+	TicketLifetime time.Duration `yaml:"ticket_lifetime"`
+	LogLevel       string        `yaml:"log_level"`
+	LogFormat      string        `yaml:"log_format"`
+	AdminPassword  string        `yaml:"-"` // only from CORRAL_ADMIN_PASSWORD
+	PAMService     string        `yaml:"pam_service"`
+}
+
+// DefaultConfigFile is read when it exists and --config is not given.
+const DefaultConfigFile = "/etc/corral/corral.yaml"
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	host, _ := os.Hostname()
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		host = host[:i]
+	}
+	return Config{
+		Node:           host,
+		DataDir:        "/var/lib/corral",
+		Listen:         ":8006",
+		Socket:         "/run/corral/corral.sock",
+		Address:        "127.0.0.1",
+		StoreClientURL: "http://127.0.0.1:8007",
+		StorePeerURL:   "http://127.0.0.1:8008",
+		TicketLifetime: 2 * time.Hour,
+		LogLevel:       "info",
+		LogFormat:      "text",
+		PAMService:     "corral",
+	}
+}
+
+// LoadFile merges a YAML file into c. A missing default file is fine; a
+// missing explicit file is an error. Unknown keys are refused.
+func (c *Config) LoadFile(path string, explicit bool) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv applies CORRAL_* variables.
+func (c *Config) LoadEnv() error {
+	str := map[string]*string{
+		"CORRAL_NODE": &c.Node, "CORRAL_DATA_DIR": &c.DataDir, "CORRAL_LISTEN": &c.Listen, "CORRAL_SOCKET": &c.Socket,
+		"CORRAL_ADDRESS": &c.Address, "CORRAL_STORE_CLIENT_URL": &c.StoreClientURL, "CORRAL_STORE_PEER_URL": &c.StorePeerURL,
+		"CORRAL_LOG_LEVEL": &c.LogLevel, "CORRAL_LOG_FORMAT": &c.LogFormat, "CORRAL_ADMIN_PASSWORD": &c.AdminPassword,
+		"CORRAL_PAM_SERVICE": &c.PAMService,
+	}
+	for k, p := range str {
+		if v, ok := os.LookupEnv(k); ok {
+			*p = v
+		}
+	}
+	if v, ok := os.LookupEnv("CORRAL_TICKET_LIFETIME"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CORRAL_TICKET_LIFETIME: %w", err)
+		}
+		c.TicketLifetime = d
+	}
+	return nil
+}
+
+var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,62}$`)
+
+// Validate checks the configuration and makes paths absolute.
+func (c *Config) Validate() error {
+	if !nodeNameRe.MatchString(c.Node) {
+		return fmt.Errorf("config: node name %q must be a host name (letters, digits, -)", c.Node)
+	}
+	if c.DataDir == "" {
+		return errors.New("config: data_dir is empty")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return err
+	}
+	c.DataDir = abs
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("config: listen %q: %w", c.Listen, err)
+	}
+	if net.ParseIP(c.Address) == nil {
+		return fmt.Errorf("config: address %q is not an IP address", c.Address)
+	}
+	if c.TicketLifetime < time.Minute || c.TicketLifetime > 7*24*time.Hour {
+		return fmt.Errorf("config: ticket_lifetime %s out of range (1m..168h)", c.TicketLifetime)
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
+		return errors.New("config: CORRAL_ADMIN_PASSWORD must have at least 8 characters")
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/access"
+	"github.com/corral-project/corral/internal/access/pam"
+	"github.com/corral-project/corral/internal/cluster"
+	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/node"
+	"github.com/corral-project/corral/internal/server"
+	"github.com/corral-project/corral/internal/store"
+	"github.com/corral-project/corral/internal/task"
+)
+
+// Build information, set by the linker.
+var (
+	Version = "0.1.0-dev"
+	Commit  = "unknown"
+)
+
+// Logger builds the daemon's slog logger from the config.
+func Logger(c Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Run starts a node and blocks until ctx is cancelled (SIGTERM), then shuts
+// down in order: stop taking requests, finish or fail tasks, close the store.
+// ready, when non-nil, is called once the API serves.
+func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, ready func()) error {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	log.Info("starting corral", "version", Version, "node", c.Node, "data_dir", c.DataDir)
+
+	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	st, err := store.Open(sctx, store.Config{Name: c.Node, DataDir: c.DataDir, ClientURL: c.StoreClientURL, PeerURL: c.StorePeerURL, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	acc := access.New(st, log)
+	pamOK, pamWhy := pam.Available()
+	if pamOK {
+		acc.RegisterRealmType("pam", func(r api.Realm) (access.Authenticator, error) {
+			svc := r.Service
+			if svc == "" {
+				svc = c.PAMService
+			}
+			return access.AuthFunc(func(ctx context.Context, name, pw string) error {
+				return pam.Authenticate(ctx, svc, name, pw)
+			}), nil
+		})
+	} else {
+		log.Warn("PAM realm unavailable on this node", "reason", pamWhy)
+	}
+	generated, err := acc.Bootstrap(sctx, access.BootstrapOptions{AdminPassword: c.AdminPassword, PAM: pamOK, TicketLifetime: c.TicketLifetime})
+	if err != nil {
+		return err
+	}
+	pwFile := filepath.Join(c.DataDir, "initial-admin-password")
+	if generated != "" {
+		if err := os.WriteFile(pwFile, []byte(generated+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write initial admin password: %w", err)
+		}
+		fmt.Fprintf(stdout, "\nNew cluster: user admin@corral, password %s\n(also written to %s)\n\n", generated, pwFile)
+	}
+
+	ca, err := cluster.EnsureCA(sctx, st, c.Node)
+	if err != nil {
+		return err
+	}
+	hosts := []string{c.Node, "localhost", "127.0.0.1", "::1", c.Address}
+	if h, _, err := net.SplitHostPort(c.Listen); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+		hosts = append(hosts, h)
+	}
+	cert, err := ca.NodeCert(filepath.Join(c.DataDir, "pki"), c.Node, hosts)
+	if err != nil {
+		return err
+	}
+
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	nodes := cluster.NewNodes(st)
+	if err := nodes.Register(runCtx, log, c.Node, c.Address, Version); err != nil {
+		return err
+	}
+	tasks, err := task.NewManager(st, c.Node, filepath.Join(c.DataDir, "tasks"), log)
+	if err != nil {
+		return err
+	}
+	if err := tasks.Recover(sctx); err != nil {
+		return err
+	}
+
+	auditFile, err := os.OpenFile(filepath.Join(c.DataDir, "audit.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer auditFile.Close()
+
+	srv := server.New(server.Deps{
+		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
+		Guests:     guest.NewRegistry(st),
+		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
+		Audit:      auditFile, Log: log,
+	})
+
+	errc := make(chan error, 2)
+	httpsLn, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() { errc <- hs.ServeTLS(httpsLn, "", "") }()
+
+	var us *http.Server
+	if c.Socket != "" {
+		ln, err := listenUnix(c.Socket)
+		if err != nil {
+			return err
+		}
+		us = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ConnContext: peerContext}
+		go func() { errc <- us.Serve(ln) }()
+	}
+	log.Info("corral API ready", "url", "https://"+displayAddr(httpsLn.Addr().String())+"/api/v1", "socket", c.Socket)
+	if ready != nil {
+		ready()
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("listener failed", "err", err)
+		}
+	}
+	shCtx, shCancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer shCancel()
+	hs.Shutdown(shCtx)
+	if us != nil {
+		us.Shutdown(shCtx)
+		os.Remove(c.Socket)
+	}
+	tasks.Shutdown(shCtx)
+	stopRun()
+	log.Info("stopped")
+	return nil
+}
+
+func displayAddr(a string) string {
+	if strings.HasPrefix(a, "[::]:") {
+		return "localhost:" + strings.TrimPrefix(a, "[::]:")
+	}
+	if strings.HasPrefix(a, "0.0.0.0:") {
+		return "localhost:" + strings.TrimPrefix(a, "0.0.0.0:")
+	}
+	return a
+}
+
+// listenUnix opens the local socket, mode 0600: only root (or the daemon's
+// user) can connect, and peers are identified by SO_PEERCRED.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func peerContext(ctx context.Context, conn net.Conn) context.Context {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return ctx
+	}
+	return server.WithPeer(ctx, cred.Uid)
+}

@@ -1,0 +1,11 @@
+package server
+
+// routes registers every operation. Each handler file adds its resource's
+// table; reading one of them shows path, method and access rule together.
+func (s *Server) routes() {
+	s.systemRoutes()
+	s.accessRoutes()
+	s.nodeRoutes()
+	s.clusterRoutes()
+	s.taskRoutes()
+}

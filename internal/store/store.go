@@ -1,0 +1,385 @@
+// Package store is corral's cluster store: an embedded etcd member plus a
+// typed layer over it. Every write is a compare-and-swap on the key's
+// revision; reads come from a watch-fed in-memory copy so that hot paths
+// (permission checks, the resource list) never wait on the network.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+)
+
+// Prefix is the root of corral's keyspace; the version lets a future
+// incompatible layout live beside this one during an upgrade.
+const Prefix = "/corral/v1/"
+
+// SecretPrefix holds keys that must never appear in API output.
+const SecretPrefix = Prefix + "secret/"
+
+var (
+	// ErrConflict means the key changed since it was read (lost CAS).
+	ErrConflict = errors.New("store: conflict: the object was changed concurrently")
+	// ErrExists means a create found the key already present.
+	ErrExists = errors.New("store: already exists")
+	// ErrNotFound means the key is absent.
+	ErrNotFound = errors.New("store: not found")
+)
+
+// Config says where and how the embedded member runs.
+type Config struct {
+	Name      string // member name, the node name
+	DataDir   string // the store lives in DataDir/store
+	ClientURL string // e.g. http://127.0.0.1:8007
+	PeerURL   string // e.g. http://127.0.0.1:8008
+	Logger    *slog.Logger
+}
+
+// KV is one cached key.
+type KV struct {
+	Key       string
+	Value     []byte
+	ModRev    int64
+	CreateRev int64
+	Lease     int64
+
+	decoded sync.Map // type name -> decoded value, memoised per revision
+}
+
+// Store is the embedded etcd member, a client to it and the read cache.
+type Store struct {
+	etcd *embed.Etcd
+	cli  *clientv3.Client
+	log  *slog.Logger
+
+	mu     sync.RWMutex
+	cond   *sync.Cond
+	data   map[string]*KV
+	rev    int64
+	closed bool
+
+	subsMu sync.Mutex
+	subs   map[int]chan Event
+	nextID int
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Event is one change seen by the watch.
+type Event struct {
+	Key     string
+	Value   []byte // nil on delete
+	Deleted bool
+	Rev     int64
+}
+
+// Open starts the embedded member, waits until it serves, loads the cache
+// and starts the watch that keeps it current.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cu, err := url.Parse(cfg.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: client url: %w", err)
+	}
+	pu, err := url.Parse(cfg.PeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: peer url: %w", err)
+	}
+	ec := embed.NewConfig()
+	ec.Name = cfg.Name
+	ec.Dir = filepath.Join(cfg.DataDir, "store")
+	ec.ListenClientUrls = []url.URL{*cu}
+	ec.AdvertiseClientUrls = []url.URL{*cu}
+	ec.ListenPeerUrls = []url.URL{*pu}
+	ec.AdvertisePeerUrls = []url.URL{*pu}
+	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
+	ec.InitialClusterToken = "corral"
+	ec.LogLevel = "error"
+	ec.SnapshotCount = 10000
+	ec.AutoCompactionMode = "periodic"
+	ec.AutoCompactionRetention = "1h"
+	ec.QuotaBackendBytes = 2 << 30
+	ec.MaxTxnOps = 4096
+	ec.ListenMetricsUrls = nil
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("store: start etcd in %s: %w", ec.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("store: etcd failed while starting: %w", err)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("store: waiting for etcd: %w", ctx.Err())
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("store: etcd not ready after 60s")
+	}
+	s := &Store{etcd: e, cli: v3client.New(e.Server), log: log, data: map[string]*KV{}, subs: map[int]chan Event{}}
+	s.cond = sync.NewCond(&s.mu)
+	if err := s.load(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) load(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := s.cli.Get(cctx, Prefix, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("store: initial load: %w", err)
+	}
+	s.mu.Lock()
+	for _, kv := range resp.Kvs {
+		s.data[string(kv.Key)] = &KV{Key: string(kv.Key), Value: kv.Value, ModRev: kv.ModRevision, CreateRev: kv.CreateRevision, Lease: kv.Lease}
+	}
+	s.rev = resp.Header.Revision
+	s.mu.Unlock()
+	wctx, wcancel := context.WithCancel(context.Background())
+	s.cancel = wcancel
+	s.wg.Add(1)
+	go s.watch(wctx, resp.Header.Revision+1)
+	return nil
+}
+
+// watch applies every change to the cache and fans it out to subscribers.
+// If the watch breaks (compaction, leader loss) it reloads and resumes.
+func (s *Store) watch(ctx context.Context, from int64) {
+	defer s.wg.Done()
+	for ctx.Err() == nil {
+		wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), Prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithPrevKV())
+		for wr := range wch {
+			if err := wr.Err(); err != nil {
+				s.log.Warn("store watch interrupted", "err", err)
+				break
+			}
+			var evs []Event
+			s.mu.Lock()
+			for _, ev := range wr.Events {
+				k := string(ev.Kv.Key)
+				if ev.Type == clientv3.EventTypeDelete {
+					delete(s.data, k)
+					evs = append(evs, Event{Key: k, Deleted: true, Rev: ev.Kv.ModRevision})
+				} else {
+					s.data[k] = &KV{Key: k, Value: ev.Kv.Value, ModRev: ev.Kv.ModRevision, CreateRev: ev.Kv.CreateRevision, Lease: ev.Kv.Lease}
+					evs = append(evs, Event{Key: k, Value: ev.Kv.Value, Rev: ev.Kv.ModRevision})
+				}
+			}
+			if wr.Header.Revision > s.rev {
+				s.rev = wr.Header.Revision
+			}
+			from = s.rev + 1
+			s.cond.Broadcast()
+			s.mu.Unlock()
+			s.publish(evs)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Resync from scratch: the cache may have missed compacted events.
+		time.Sleep(200 * time.Millisecond)
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := s.cli.Get(rctx, Prefix, clientv3.WithPrefix())
+		cancel()
+		if err != nil {
+			s.log.Warn("store resync failed", "err", err)
+			continue
+		}
+		fresh := make(map[string]*KV, len(resp.Kvs))
+		for _, kv := range resp.Kvs {
+			fresh[string(kv.Key)] = &KV{Key: string(kv.Key), Value: kv.Value, ModRev: kv.ModRevision, CreateRev: kv.CreateRevision, Lease: kv.Lease}
+		}
+		s.mu.Lock()
+		s.data = fresh
+		s.rev = resp.Header.Revision
+		from = s.rev + 1
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+func (s *Store) publish(evs []Event) {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	for _, ch := range s.subs {
+		for _, ev := range evs {
+			select {
+			case ch <- ev:
+			default: // a slow subscriber loses events rather than stalling the cache
+			}
+		}
+	}
+}
+
+// Subscribe returns a channel of changes under prefix until cancel is called.
+func (s *Store) Subscribe(buffer int) (<-chan Event, func()) {
+	ch := make(chan Event, buffer)
+	s.subsMu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.subs[id] = ch
+	s.subsMu.Unlock()
+	return ch, func() {
+		s.subsMu.Lock()
+		if _, ok := s.subs[id]; ok {
+			delete(s.subs, id)
+			close(ch)
+		}
+		s.subsMu.Unlock()
+	}
+}
+
+// Close stops the watch, the client and the member.
+func (s *Store) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.wg.Wait()
+	if s.cli != nil {
+		s.cli.Close()
+	}
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
+	return nil
+}
+
+// Client exposes the raw etcd client for leases and elections.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Healthy reports whether the member has a leader.
+func (s *Store) Healthy() bool {
+	return s.etcd != nil && s.etcd.Server.Leader() != 0
+}
+
+// waitRev blocks until the cache has applied revision rev, so a caller
+// reads its own writes.
+func (s *Store) waitRev(ctx context.Context, rev int64) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.cond.Broadcast()
+			s.mu.Unlock()
+		case <-done:
+		}
+	}()
+	s.mu.Lock()
+	for s.rev < rev && !s.closed && ctx.Err() == nil {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+	close(done)
+}
+
+// Rev is the revision the cache has applied.
+func (s *Store) Rev() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rev
+}
+
+// Get returns a key from the cache.
+func (s *Store) Get(key string) (*KV, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	kv, ok := s.data[key]
+	return kv, ok
+}
+
+// List returns the cached keys under prefix, sorted by key.
+func (s *Store) List(prefix string) []*KV {
+	s.mu.RLock()
+	out := make([]*KV, 0, 16)
+	for k, kv := range s.data {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, kv)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Op is one write in an atomic batch.
+type Op struct {
+	Key    string
+	Value  []byte
+	Delete bool
+	// Rev is the expected ModRev: 0 means "must not exist", -1 means "any".
+	Rev   int64
+	Lease clientv3.LeaseID
+}
+
+// Apply writes ops atomically: all compare-and-swap guards must hold or
+// nothing is written and ErrConflict (or ErrExists) is returned. It returns
+// the new revision once the cache has caught up with it.
+func (s *Store) Apply(ctx context.Context, ops ...Op) (int64, error) {
+	if len(ops) == 0 {
+		return s.Rev(), nil
+	}
+	var cmps []clientv3.Cmp
+	var thens []clientv3.Op
+	for _, op := range ops {
+		if !strings.HasPrefix(op.Key, Prefix) {
+			return 0, fmt.Errorf("store: key %q outside keyspace", op.Key)
+		}
+		switch {
+		case op.Rev == 0:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(op.Key), "=", 0))
+		case op.Rev > 0:
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(op.Key), "=", op.Rev))
+		}
+		if op.Delete {
+			thens = append(thens, clientv3.OpDelete(op.Key))
+		} else if op.Lease != 0 {
+			thens = append(thens, clientv3.OpPut(op.Key, string(op.Value), clientv3.WithLease(op.Lease)))
+		} else {
+			thens = append(thens, clientv3.OpPut(op.Key, string(op.Value)))
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	resp, err := s.cli.Txn(tctx).If(cmps...).Then(thens...).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("store: write: %w", err)
+	}
+	if !resp.Succeeded {
+		// A create guard that failed means the object exists: report that
+		// rather than a generic conflict.
+		for _, op := range ops {
+			if op.Rev == 0 && !op.Delete {
+				if g, err := s.cli.Get(tctx, op.Key, clientv3.WithCountOnly()); err == nil && g.Count > 0 {
+					return 0, ErrExists
+				}
+			}
+		}
+		return 0, ErrConflict
+	}
+	s.waitRev(tctx, resp.Header.Revision)
+	return resp.Header.Revision, nil
+}
