@@ -219,7 +219,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, c.transportError(method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
@@ -251,7 +251,7 @@ func (c *Client) stream(ctx context.Context, method, path string, query url.Valu
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, c.transportError(method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
@@ -306,6 +306,18 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 		o(req)
 	}
 	return req, nil
+}
+
+// transportError describes a request that got no HTTP response. The
+// *url.Error from net/http names the internal URL, which for a unix socket
+// is a placeholder, so it is replaced by the server address; the cause
+// stays in the chain for errors.Is/As (TLS verification, deadlines).
+func (c *Client) transportError(method, path string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("%s %s on %s: %w", method, path, c.server, err)
 }
 
 // url joins the API base, path and query. A query string embedded in path

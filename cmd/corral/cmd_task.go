@@ -180,7 +180,7 @@ func (a *cliApp) followTaskLog(cmd *cobra.Command, c *client.Client, upid string
 	}
 	switch task.Status {
 	case api.TaskOK:
-		fmt.Fprintf(a.stderr, "Task %s: ok\n", upid)
+		fmt.Fprintf(a.stderr, "Task %s finished: ok\n", upid)
 		return nil
 	default:
 		msg := task.ExitMsg

@@ -135,7 +135,7 @@ func (a *cliApp) printRawJSON(data []byte) error {
 			return err
 		}
 		tw := newTabWriter(a.stdout)
-		writeGenericTable(tw, v)
+		writeGenericTable(tw, dropSchemaLinks(v))
 		return tw.Flush()
 	}
 }
@@ -250,6 +250,28 @@ func decodeOrderedValue(dec *json.Decoder) (any, error) {
 		return arr, nil
 	}
 	return nil, fmt.Errorf("invalid JSON: unexpected %v", delim)
+}
+
+// dropSchemaLinks removes the "$schema" member the server adds to object
+// responses: it is for editors and validators, and only clutters a table.
+func dropSchemaLinks(v any) any {
+	switch t := v.(type) {
+	case orderedObject:
+		out := make(orderedObject, 0, len(t))
+		for _, m := range t {
+			if m.Key != "$schema" {
+				out = append(out, m)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = dropSchemaLinks(e)
+		}
+		return out
+	}
+	return v
 }
 
 // writeGenericTable draws decoded JSON: a list of objects as a table whose

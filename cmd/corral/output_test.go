@@ -123,7 +123,7 @@ func TestPrintRawJSON(t *testing.T) {
 		{
 			name:   "object as key/value rows in server order",
 			format: formatTable,
-			in:     `{"task":"UPID:n1:1:2:sleep::root@pam:","b":null,"a":[{"x":1}]}`,
+			in:     `{"$schema":"https://h/schemas/TaskRef.json","task":"UPID:n1:1:2:sleep::root@pam:","b":null,"a":[{"x":1}]}`,
 			want:   "task  UPID:n1:1:2:sleep::root@pam:\nb     -\na     [{\"x\":1}]\n",
 		},
 		{

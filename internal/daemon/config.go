@@ -47,7 +47,7 @@ func Defaults() Config {
 		Listen:         ":8006",
 		Socket:         "/run/corral/corral.sock",
 		Address:        "127.0.0.1",
-		StoreClientURL: "http://127.0.0.1:8007",
+		StoreClientURL: "", // unix socket in the data dir, see Validate
 		StorePeerURL:   "http://127.0.0.1:8008",
 		TicketLifetime: 2 * time.Hour,
 		LogLevel:       "info",
@@ -115,6 +115,11 @@ func (c *Config) Validate() error {
 	c.DataDir = abs
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("config: listen %q: %w", c.Listen, err)
+	}
+	if c.StoreClientURL == "" {
+		// Only this node talks to its member as a client: a unix socket in
+		// the 0700 data dir keeps other local users out of the store.
+		c.StoreClientURL = "unix://" + filepath.Join(c.DataDir, "store.sock")
 	}
 	if net.ParseIP(c.Address) == nil {
 		return fmt.Errorf("config: address %q is not an IP address", c.Address)

@@ -105,6 +105,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	ec.Dir = filepath.Join(cfg.DataDir, "store")
 	ec.ListenClientUrls = []url.URL{*cu}
 	ec.AdvertiseClientUrls = []url.URL{*cu}
+	if cu.Scheme == "unix" {
+		// etcd insists on host:port in advertised URLs; a unix socket has
+		// none, and nobody but this node uses it.
+		adv := *cu
+		adv.Host = "localhost:0"
+		ec.AdvertiseClientUrls = []url.URL{adv}
+	}
 	ec.ListenPeerUrls = []url.URL{*pu}
 	ec.AdvertisePeerUrls = []url.URL{*pu}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
