@@ -1,0 +1,220 @@
+// Command bench measures corral against its performance targets and writes
+// the results to a Markdown report (docs/benchmarks.md via `make bench`).
+//
+// It builds the daemon, runs real daemons on loopback with temporary data
+// dirs (as the integration tests in test/ do), seeds 10,000 guest records
+// straight into the store, and measures:
+//
+//  1. GET /api/v1/cluster/resources latency and throughput, next to a
+//     minimal HTTPS server that serves the same bytes from memory;
+//  2. config write (CAS update) throughput through the API, next to the
+//     same update through the store layer in-process;
+//  3. the daemon's resident memory, idle and after the read load;
+//  4. daemon start time to the first healthy answer.
+//
+// Every anchor runs in the same invocation on the same machine, so the
+// ratios stay meaningful on noisy machines where absolute figures drift.
+// With -profile DIR it instead runs the daemon in-process and writes CPU
+// and heap profiles, to find where the time and memory go.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config holds the command-line knobs; the defaults are what `make bench`
+// publishes, so change them only together with the targets' wording.
+type config struct {
+	out         string
+	bin         string
+	guests      int
+	concurrency []int
+	warmup      time.Duration
+	duration    time.Duration
+	maxRequests int
+	http1       bool
+	writeRuns   int
+	writeDur    time.Duration
+	writers     int
+	idle        time.Duration
+	starts      int
+	keep        bool
+	profileDir  string
+}
+
+func parseFlags() (config, error) {
+	var c config
+	var conc string
+	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "where to write the Markdown report")
+	flag.StringVar(&c.bin, "bin", "", "corral binary to measure (default: build ./cmd/corral into a temp dir)")
+	flag.IntVar(&c.guests, "guests", 10000, "guest records to seed")
+	flag.StringVar(&conc, "concurrency", "1,4", "comma-separated concurrent workers for the read benchmark")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "read-load warm-up per run (not recorded)")
+	flag.DurationVar(&c.duration, "duration", 15*time.Second, "read-load measuring time per run (ends earlier at -requests)")
+	flag.IntVar(&c.maxRequests, "requests", 2000, "read-load requests per run at most")
+	flag.BoolVar(&c.http1, "http1", false, "use HTTP/1.1 (one keep-alive connection per worker) instead of HTTP/2")
+	flag.IntVar(&c.writeRuns, "write-runs", 5, "runs per write benchmark (the median is reported)")
+	flag.DurationVar(&c.writeDur, "write-duration", 3*time.Second, "length of one write run")
+	flag.IntVar(&c.writers, "writers", 8, "concurrent writers in the concurrent write benchmark")
+	flag.DurationVar(&c.idle, "idle", 10*time.Second, "how long a daemon sits idle before its RSS is read")
+	flag.IntVar(&c.starts, "starts", 3, "daemon starts per start-time benchmark (the median is reported)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the temp dir (data dirs, daemon logs) for inspection")
+	flag.StringVar(&c.profileDir, "profile", "", "instead of the report, run the daemon in-process and write CPU/heap profiles to this dir")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", flag.Args())
+	}
+	for _, f := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("-concurrency: %q is not a positive number", f)
+		}
+		c.concurrency = append(c.concurrency, n)
+	}
+	if c.guests < 1 || c.writers < 1 || c.writeRuns < 1 || c.starts < 1 || c.maxRequests < 1 {
+		return c, errors.New("-guests, -writers, -write-runs, -starts and -requests must be positive")
+	}
+	return c, nil
+}
+
+func main() {
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	// SIGINT/SIGTERM cancel the context, so every phase unwinds through its
+	// defers and the daemons and temp dirs are cleaned up on the way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if cfg.profileDir != "" {
+		err = runProfile(ctx, cfg)
+	} else {
+		err = run(ctx, cfg)
+	}
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+// run executes every benchmark against real daemon processes and writes
+// the report. Phases that need the store in this process stop the daemon
+// first: the embedded etcd member can only be opened by one process.
+func run(ctx context.Context, cfg config) error {
+	l, err := newLab(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+
+	r := &report{cfg: cfg, started: time.Now(), machine: describeMachine(l.root)}
+	if r.fresh, err = l.measureFreshStarts(ctx); err != nil {
+		return fmt.Errorf("fresh daemon starts: %w", err)
+	}
+
+	n, err := l.newNode("main")
+	if err != nil {
+		return err
+	}
+	if err := l.prepareUsers(ctx, n); err != nil {
+		return fmt.Errorf("prepare users: %w", err)
+	}
+	if err := l.storePhase(ctx, n, r); err != nil {
+		return fmt.Errorf("store phase: %w", err)
+	}
+	if err := l.apiPhase(ctx, n, r); err != nil {
+		return fmt.Errorf("API phase: %w", err)
+	}
+	if err := n.stop(); err != nil {
+		return fmt.Errorf("stop daemon: %w", err)
+	}
+
+	r.finished = time.Now()
+	if err := r.write(cfg.out); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	logf("wrote %s", cfg.out)
+	return nil
+}
+
+// storePhase runs with the daemon stopped and the store open in this
+// process: it seeds the guests and measures the store-layer anchors.
+func (l *lab) storePhase(ctx context.Context, n *node, r *report) error {
+	st, closeStore, err := openStore(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	logf("seeding %d guest records", l.cfg.guests)
+	if err := seedGuests(ctx, st, l.cfg.guests); err != nil {
+		return err
+	}
+	logf("measuring in-process store reads")
+	if r.breakdown, err = measureBreakdown(ctx, st); err != nil {
+		return err
+	}
+	logf("measuring store-layer writes (Collection.Update)")
+	if r.storeWrites, err = l.measureStoreWrites(ctx, st); err != nil {
+		return err
+	}
+	return nil
+}
+
+// apiPhase restarts the seeded daemon and measures everything that goes
+// through HTTPS. The daemon is left running for the caller to stop.
+func (l *lab) apiPhase(ctx context.Context, n *node, r *report) error {
+	var err error
+	if r.restarts, err = l.measureRestarts(ctx, n); err != nil {
+		return err
+	}
+	logf("daemon idle with %d guests for %s", l.cfg.guests, l.cfg.idle)
+	if err := sleep(ctx, l.cfg.idle); err != nil {
+		return err
+	}
+	if r.memSeeded, err = n.mem(); err != nil {
+		return err
+	}
+	ticket, err := n.login(ctx, l.password)
+	if err != nil {
+		return err
+	}
+	if r.reads, err = l.measureReads(ctx, n, ticket); err != nil {
+		return err
+	}
+	if r.memAfterLoad, err = n.mem(); err != nil {
+		return err
+	}
+	if r.apiWrites, err = l.measureAPIWrites(ctx, n); err != nil {
+		return err
+	}
+	return nil
+}
+
+var t0 = time.Now()
+
+// logf prints progress to stderr, stamped with the time since start.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// sleep waits for d unless ctx is cancelled first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
