@@ -116,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	ec.AdvertisePeerUrls = []url.URL{*pu}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
 	ec.InitialClusterToken = "corral"
-	ec.LogLevel = "error"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newEtcdLogger(log))
 	ec.SnapshotCount = 10000
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "1h"
