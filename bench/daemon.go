@@ -452,4 +452,14 @@ func (l *lab) measureRestarts(ctx context.Context, n *node) (startResult, error)
 	return r, nil
 }
 
+// storeDBSize is the size of the node's bbolt database file, which etcd
+// maps into memory (it shows up as RssFile).
+func (n *node) storeDBSize() int64 {
+	fi, err := os.Stat(filepath.Join(n.dataDir, "store", "member", "snap", "db"))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
 func mib(kib int64) float64 { return float64(kib) / 1024 }

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/corral-project/corral/internal/store"
 )
 
 // config holds the command-line knobs; the defaults are what `make bench`
@@ -129,14 +131,23 @@ func run(ctx context.Context, cfg config) error {
 	if err := l.prepareUsers(ctx, n); err != nil {
 		return fmt.Errorf("prepare users: %w", err)
 	}
-	if err := l.storePhase(ctx, n, r); err != nil {
-		return fmt.Errorf("store phase: %w", err)
+	if err := withStore(ctx, n, func(st *store.Store) error { return l.seedAndBreakdown(ctx, st, r) }); err != nil {
+		return fmt.Errorf("seed: %w", err)
 	}
 	if err := l.apiPhase(ctx, n, r); err != nil {
 		return fmt.Errorf("API phase: %w", err)
 	}
 	if err := n.stop(); err != nil {
 		return fmt.Errorf("stop daemon: %w", err)
+	}
+	// The store-write anchor runs last: its history of write revisions
+	// would otherwise inflate the seeded daemon's memory figures.
+	if err := withStore(ctx, n, func(st *store.Store) error {
+		logf("measuring store-layer writes (Collection.Update)")
+		r.storeWrites, err = l.measureStoreWrites(ctx, st)
+		return err
+	}); err != nil {
+		return fmt.Errorf("store writes: %w", err)
 	}
 
 	r.finished = time.Now()
@@ -147,27 +158,28 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// storePhase runs with the daemon stopped and the store open in this
-// process: it seeds the guests and measures the store-layer anchors.
-func (l *lab) storePhase(ctx context.Context, n *node, r *report) error {
+// withStore runs fn with node n's store open in this process. The daemon
+// must be stopped: an etcd data dir serves one member process at a time.
+func withStore(ctx context.Context, n *node, fn func(*store.Store) error) error {
 	st, closeStore, err := openStore(ctx, n)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	return fn(st)
+}
+
+// seedAndBreakdown seeds the guests and times the resources handler's
+// steps in-process, while the store is open here anyway.
+func (l *lab) seedAndBreakdown(ctx context.Context, st *store.Store, r *report) error {
 	logf("seeding %d guest records", l.cfg.guests)
 	if err := seedGuests(ctx, st, l.cfg.guests); err != nil {
 		return err
 	}
-	logf("measuring in-process store reads")
-	if r.breakdown, err = measureBreakdown(ctx, st); err != nil {
-		return err
-	}
-	logf("measuring store-layer writes (Collection.Update)")
-	if r.storeWrites, err = l.measureStoreWrites(ctx, st); err != nil {
-		return err
-	}
-	return nil
+	logf("timing the resources handler's steps in-process")
+	var err error
+	r.breakdown, err = measureBreakdown(ctx, st)
+	return err
 }
 
 // apiPhase restarts the seeded daemon and measures everything that goes
@@ -184,6 +196,7 @@ func (l *lab) apiPhase(ctx context.Context, n *node, r *report) error {
 	if r.memSeeded, err = n.mem(); err != nil {
 		return err
 	}
+	r.storeDBBytes = n.storeDBSize()
 	ticket, err := n.login(ctx, l.password)
 	if err != nil {
 		return err
@@ -202,9 +215,13 @@ func (l *lab) apiPhase(ctx context.Context, n *node, r *report) error {
 
 var t0 = time.Now()
 
+// progress is the real stderr, captured before openStore redirects
+// os.Stderr for etcd's logger.
+var progress = os.Stderr
+
 // logf prints progress to stderr, stamped with the time since start.
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Fprintf(progress, "[%6.1fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // sleep waits for d unless ctx is cancelled first.

@@ -24,6 +24,8 @@ import (
 	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/node"
 	"github.com/corral-project/corral/internal/server"
+	"github.com/corral-project/corral/internal/storage"
+	_ "github.com/corral-project/corral/internal/storage/plugins" // registers every storage plugin
 	"github.com/corral-project/corral/internal/store"
 	"github.com/corral-project/corral/internal/task"
 )
@@ -118,6 +120,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		return err
 	}
 
+	stor := storage.NewService(st, c.Node, log)
+	if err := stor.EnsureDefault(sctx, filepath.Join(c.DataDir, "storage")); err != nil {
+		return err
+	}
+
 	auditFile, err := os.OpenFile(filepath.Join(c.DataDir, "audit.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
@@ -127,6 +134,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
 		Guests:     guest.NewRegistry(st),
+		Storage:    stor,
 		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
 		Audit:      auditFile, Log: log,
 	})

@@ -8,4 +8,5 @@ func (s *Server) routes() {
 	s.nodeRoutes()
 	s.clusterRoutes()
 	s.taskRoutes()
+	s.storageRoutes()
 }

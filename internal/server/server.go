@@ -23,6 +23,7 @@ import (
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/errs"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/store"
 	"github.com/corral-project/corral/internal/task"
 )
@@ -37,6 +38,7 @@ type Deps struct {
 	Tasks      *task.Manager
 	Nodes      *cluster.Nodes
 	Guests     *guest.Registry
+	Storage    *storage.Service
 	NodeStatus func(ctx context.Context) (api.NodeStatus, error)
 	Audit      io.Writer
 	Log        *slog.Logger
@@ -64,7 +66,7 @@ func New(d Deps) *Server {
 	}
 	cfg.Security = []map[string][]string{{"ticket": {}}, {"token": {}}}
 	s.api = humago.New(s.mux, cfg)
-	s.api.UseMiddleware(s.authenticate, s.audit, s.authorize)
+	s.api.UseMiddleware(s.authenticate, s.audit, s.authorize, s.streamBody)
 	s.routes()
 	return s
 }

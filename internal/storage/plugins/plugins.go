@@ -1,0 +1,12 @@
+// Package plugins registers every storage plugin: adding one is a new
+// package and one line here.
+package plugins
+
+import (
+	"github.com/corral-project/corral/internal/storage"
+	"github.com/corral-project/corral/internal/storage/dir"
+)
+
+func init() {
+	storage.Register("dir", dir.Plugin{})
+}
