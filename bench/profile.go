@@ -15,6 +15,7 @@ import (
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/daemon"
+	"github.com/corral-project/corral/internal/store"
 )
 
 // runProfile runs the daemon in this process, exactly as cmd/corral does
@@ -71,13 +72,8 @@ func runProfile(ctx context.Context, cfg config) error {
 
 // seedOnly opens n's (new) store, seeds the guests and closes it.
 func seedOnly(ctx context.Context, n *node, guests int) error {
-	st, closeStore, err := openStore(ctx, n)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
 	logf("seeding %d guest records", guests)
-	return seedGuests(ctx, st, guests)
+	return withStore(ctx, n, func(st *store.Store) error { return seedGuests(ctx, st, guests) })
 }
 
 // runInProcess starts daemon.Run in a goroutine and waits until it serves.

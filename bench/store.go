@@ -26,6 +26,9 @@ const seedBatch = 500
 // stopped: an etcd data dir can be used by one member process at a time.
 // It reuses the daemon's peer URL, which is free while the daemon is down.
 func openStore(ctx context.Context, n *node) (*store.Store, func(), error) {
+	if err := os.MkdirAll(n.dataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	}
 	// etcd's zap logger writes to whatever os.Stderr is when the member
 	// starts, and logs errors with stack traces on every clean shutdown.
 	// Point it at a file so that noise stays out of the progress output.
