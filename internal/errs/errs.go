@@ -20,6 +20,8 @@ const (
 	KindForbidden
 	KindTooMany
 	KindUnauthorized
+	KindNoSpace // 507: the storage is full
+	KindBackend // 500 with the backend's own message (qemu-img, btrfs, ...)
 )
 
 // Field is one invalid input field.
@@ -74,6 +76,17 @@ func Unauthorized(format string, args ...any) error {
 // TooMany refuses because of rate limiting.
 func TooMany(format string, args ...any) error {
 	return &Error{Kind: KindTooMany, Msg: fmt.Sprintf(format, args...)}
+}
+
+// NoSpace reports a full storage.
+func NoSpace(format string, args ...any) error {
+	return &Error{Kind: KindNoSpace, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Backend wraps a failure of an external tool or system whose message the
+// caller should see (it names the tool and what it said).
+func Backend(err error) error {
+	return &Error{Kind: KindBackend, Msg: err.Error()}
 }
 
 // KindOf returns the kind of err, or 0 for unclassified errors.

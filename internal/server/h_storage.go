@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -132,8 +133,14 @@ func storageErr(err error) error {
 		return errs.NotFound("%v", err)
 	case errors.Is(err, storage.ErrExists):
 		return errs.Conflict("%v", err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return errs.NoSpace("%v", err)
+	case err == nil || errs.KindOf(err) != 0:
+		return err
 	}
-	return err
+	// Storage failures carry the tool's own message (qemu-img, btrfs, the
+	// filesystem): the administrator needs it, not "internal error".
+	return errs.Backend(err)
 }
 
 // hashCheck verifies a sha256 when the stream ends: the importer sees

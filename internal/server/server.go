@@ -164,6 +164,7 @@ func (s *Server) problem(err error) error {
 		status := map[errs.Kind]int{
 			errs.KindInvalid: 422, errs.KindNotFound: 404, errs.KindConflict: 409, errs.KindPrecondition: 412,
 			errs.KindForbidden: 403, errs.KindTooMany: 429, errs.KindUnauthorized: 401,
+			errs.KindNoSpace: 507, errs.KindBackend: 500,
 		}[e.Kind]
 		p := &api.Problem{Status: status, Title: http.StatusText(status), Detail: e.Msg}
 		for _, f := range e.Fields {
