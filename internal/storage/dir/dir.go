@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -222,7 +223,7 @@ func (p *Pool) listFiles(content string) ([]api.Volume, error) {
 			continue
 		}
 		out = append(out, api.Volume{VolID: p.volID(seg + "/" + e.Name()), Content: content, Format: fileFormat(e.Name()),
-			Size: uint64(info.Size()), Used: used(info), CTime: info.ModTime().UTC()})
+			Size: uint64(info.Size()), Used: Used(info), CTime: info.ModTime().UTC()})
 	}
 	return out, nil
 }
@@ -237,8 +238,10 @@ func fileFormat(name string) string {
 	return "raw"
 }
 
-func used(info fs.FileInfo) uint64 {
-	if st, ok := info.Sys().(*unix.Stat_t); ok {
+// Used returns the bytes a file occupies on disk (sparse files less than
+// their size).
+func Used(info fs.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		return uint64(st.Blocks) * 512
 	}
 	return uint64(info.Size())
@@ -296,7 +299,7 @@ func (p *Pool) describe(ctx context.Context, name string) (api.Volume, error) {
 	}
 	if info.IsDir() {
 		v.Format = api.FormatSubvol
-		v.Used = dirUsage(path)
+		v.Used = DirUsage(path)
 		return v, nil
 	}
 	if !info.Mode().IsRegular() {
@@ -306,7 +309,7 @@ func (p *Pool) describe(ctx context.Context, name string) (api.Volume, error) {
 	if err != nil {
 		return api.Volume{}, err
 	}
-	v.Format, v.Size, v.Used = qi.Format, qi.VirtualSize, used(info)
+	v.Format, v.Size, v.Used = qi.Format, qi.VirtualSize, Used(info)
 	if qi.BackingFile != "" {
 		if rel, err := filepath.Rel(filepath.Join(p.Root, "images"), qi.BackingFile); err == nil && !strings.HasPrefix(rel, "..") {
 			v.Parent = p.volID(filepath.ToSlash(rel))
@@ -315,12 +318,13 @@ func (p *Pool) describe(ctx context.Context, name string) (api.Volume, error) {
 	return v, nil
 }
 
-func dirUsage(path string) uint64 {
+// DirUsage sums the disk usage of a directory tree.
+func DirUsage(path string) uint64 {
 	var n uint64
 	filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil {
 			if info, err := d.Info(); err == nil {
-				n += used(info)
+				n += Used(info)
 			}
 		}
 		return nil

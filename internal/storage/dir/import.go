@@ -129,5 +129,5 @@ func (p *Pool) Import(ctx context.Context, content, filename string, r io.Reader
 	if err != nil {
 		return api.Volume{}, err
 	}
-	return api.Volume{VolID: p.volID(name), Content: content, Format: fileFormat(filename), Size: uint64(info.Size()), Used: used(info), CTime: info.ModTime().UTC()}, nil
+	return api.Volume{VolID: p.volID(name), Content: content, Format: fileFormat(filename), Size: uint64(info.Size()), Used: Used(info), CTime: info.ModTime().UTC()}, nil
 }

@@ -4,9 +4,11 @@ package plugins
 
 import (
 	"github.com/corral-project/corral/internal/storage"
+	"github.com/corral-project/corral/internal/storage/btrfs"
 	"github.com/corral-project/corral/internal/storage/dir"
 )
 
 func init() {
 	storage.Register("dir", dir.Plugin{})
+	storage.Register("btrfs", btrfs.Plugin{})
 }
