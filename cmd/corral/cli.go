@@ -175,6 +175,7 @@ server), or, for root on a node, from the local unix socket
 		a.newRealmCmd(),
 		a.newNodeCmd(),
 		a.newTaskCmd(),
+		a.newStorageCmd(),
 		a.newVersionCmd(),
 		newDaemonCmd(),
 	)

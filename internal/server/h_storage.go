@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -164,11 +165,17 @@ func (c *hashCheck) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF && c.want != "" {
 		if got := hex.EncodeToString(c.h.Sum(nil)); !strings.EqualFold(got, c.want) {
-			return n, fmt.Errorf("sha256 mismatch: got %s, want %s", got, c.want)
+			return n, fmt.Errorf("%w: got %s, want %s", errChecksum, got, c.want)
 		}
 	}
 	return n, err
 }
+
+// auditPrivs: whoever may administer, allocate on or audit a pool may see it.
+var auditPrivs = []string{"Datastore.Audit", "Datastore.Allocate", "Datastore.AllocateSpace"}
+
+// errChecksum marks a stream whose sha256 did not match.
+var errChecksum = errors.New("sha256 mismatch")
 
 func (s *Server) storageRoutes() {
 	tags := []string{"storage"}
@@ -178,7 +185,7 @@ func (s *Server) storageRoutes() {
 			c := caller(ctx)
 			out := []api.Storage{}
 			for _, p := range s.Storage.List() {
-				if c.Ev.Any("/storage/"+p.Storage, "Datastore.Audit", "Datastore.Allocate", "Datastore.AllocateSpace") {
+				if c.Ev.Any("/storage/"+p.Storage, auditPrivs...) {
 					out = append(out, p)
 				}
 			}
@@ -193,7 +200,7 @@ func (s *Server) storageRoutes() {
 			return &storageOut{ETag: etag(p.Digest), Body: p}, nil
 		})
 	register(s, huma.Operation{OperationID: "get-storage", Method: "GET", Path: sp, Summary: "Get a storage pool definition", Tags: tags},
-		Perm{Path: sp, Privs: []string{"Datastore.Audit", "Datastore.Allocate"}, Any: true}, func(ctx context.Context, in *StorageParam) (*storageOut, error) {
+		Perm{Path: sp, Privs: auditPrivs, Any: true}, func(ctx context.Context, in *StorageParam) (*storageOut, error) {
 			p, err := s.Storage.Get(in.Storage)
 			if err != nil {
 				return nil, err
@@ -222,14 +229,14 @@ func (s *Server) storageRoutes() {
 			c := caller(ctx)
 			out := []api.StorageStatus{}
 			for _, p := range s.Storage.List() {
-				if c.Ev.Any("/storage/"+p.Storage, "Datastore.Audit", "Datastore.AllocateSpace") {
+				if c.Ev.Any("/storage/"+p.Storage, auditPrivs...) {
 					out = append(out, s.Storage.Status(ctx, p))
 				}
 			}
 			return &storageStatusesOut{Body: out}, nil
 		})
 	register(s, huma.Operation{OperationID: "get-node-storage-status", Method: "GET", Path: nsp + "/{storage}/status", Summary: "Status of one pool on a node", Tags: tags},
-		Perm{Path: sp, Privs: []string{"Datastore.Audit", "Datastore.AllocateSpace"}, Any: true}, func(ctx context.Context, in *NodeStorageParam) (*storageStatusOut, error) {
+		Perm{Path: sp, Privs: auditPrivs, Any: true}, func(ctx context.Context, in *NodeStorageParam) (*storageStatusOut, error) {
 			if err := s.local(in.Node); err != nil {
 				return nil, err
 			}
@@ -246,7 +253,7 @@ func (s *Server) storageRoutes() {
 		return s.Storage.Pool(ctx, id)
 	}
 	register(s, huma.Operation{OperationID: "list-content", Method: "GET", Path: nsp + "/{storage}/content", Summary: "List volumes on a pool", Tags: tags},
-		Perm{Path: sp, Privs: []string{"Datastore.Audit", "Datastore.AllocateSpace"}, Any: true}, func(ctx context.Context, in *contentIn) (*volumesOut, error) {
+		Perm{Path: sp, Privs: auditPrivs, Any: true}, func(ctx context.Context, in *contentIn) (*volumesOut, error) {
 			p, err := pool(ctx, in.Node, in.Storage)
 			if err != nil {
 				return nil, err
@@ -276,7 +283,7 @@ func (s *Server) storageRoutes() {
 		})
 	vp := nsp + "/{storage}/content/{volume}"
 	register(s, huma.Operation{OperationID: "get-volume", Method: "GET", Path: vp, Summary: "Describe a volume", Tags: tags},
-		Perm{Path: sp, Privs: []string{"Datastore.Audit", "Datastore.AllocateSpace"}, Any: true}, func(ctx context.Context, in *VolumeParam) (*volumeOut, error) {
+		Perm{Path: sp, Privs: auditPrivs, Any: true}, func(ctx context.Context, in *VolumeParam) (*volumeOut, error) {
 			name, err := volName(in.Storage, in.Volume)
 			if err != nil {
 				return nil, err
@@ -327,8 +334,14 @@ func (s *Server) storageRoutes() {
 			if err != nil {
 				return nil, err
 			}
+			// Hold the pool lock from reading the size to resizing, so two
+			// "+delta" requests both count.
+			defer s.Storage.Lock(in.Storage)()
 			var cur uint64
-			vols, _ := p.List(ctx, "", 0)
+			vols, err := p.List(ctx, "", 0)
+			if err != nil {
+				return nil, storageErr(err)
+			}
 			found := false
 			for _, v := range vols {
 				if v.VolID == in.Storage+":"+name {
@@ -345,7 +358,6 @@ func (s *Server) storageRoutes() {
 			if strings.HasPrefix(in.Body.Size, "+") {
 				size += cur
 			}
-			defer s.Storage.Lock(in.Storage)()
 			if err := p.Resize(ctx, name, size); err != nil {
 				return nil, storageErr(err)
 			}
@@ -429,18 +441,32 @@ func (s *Server) storageRoutes() {
 		}
 		v, err := p.Import(ctx, in.Content, in.Filename, &hashCheck{r: body, h: sha256.New(), want: in.SHA256}, in.Overwrite)
 		if err != nil {
-			if strings.Contains(err.Error(), "sha256 mismatch") {
+			if errors.Is(err, errChecksum) {
 				return nil, errs.Invalid("sha256", "%v", err)
 			}
 			return nil, storageErr(err)
 		}
 		return &volumeOut{Body: v}, nil
 	})
-	register(s, huma.Operation{OperationID: "download-url", Method: "POST", Path: nsp + "/{storage}/download-url", Summary: "Fetch a file from an HTTP(S) URL into a pool, as a task", Tags: tags, DefaultStatus: 202},
-		Perm{Path: sp, Privs: []string{"Datastore.AllocateSpace"}}, func(ctx context.Context, in *downloadIn) (*taskRefOut, error) {
+	register(s, huma.Operation{OperationID: "download-url", Method: "POST", Path: nsp + "/{storage}/download-url", Summary: "Fetch a file from an HTTP(S) URL into a pool, as a task",
+		Description: "The node itself fetches the URL, so this also needs Sys.Modify on /nodes/{node} (as on Proxmox): it lets the caller make the node open connections.", Tags: tags, DefaultStatus: 202},
+		Perm{Path: sp, Privs: []string{"Datastore.AllocateTemplate"}}, func(ctx context.Context, in *downloadIn) (*taskRefOut, error) {
 			d := in.Body
+			if !caller(ctx).Ev.Has("/nodes/"+in.Node, "Sys.Modify") {
+				return nil, errs.Forbidden("permission denied: Sys.Modify required on /nodes/%s to make the node fetch a URL", in.Node)
+			}
 			if !strings.HasPrefix(d.URL, "http://") && !strings.HasPrefix(d.URL, "https://") {
 				return nil, errs.Invalid("url", "only http and https URLs")
+			}
+			if err := storage.CheckFilename(d.Content, d.Filename); err != nil {
+				return nil, err
+			}
+			cfg, err := s.Storage.Get(in.Storage)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(cfg.Content, d.Content) {
+				return nil, errs.Invalid("content", "pool %s does not hold %s", in.Storage, d.Content)
 			}
 			p, err := pool(ctx, in.Node, in.Storage)
 			if err != nil {
@@ -476,8 +502,13 @@ func (s *Server) storageRoutes() {
 		})
 }
 
-// ownerOf returns the guest owning a volume name like 100/vm-100-disk-0.qcow2.
+// ownerOf returns the guest owning a guest volume like
+// 100/vm-100-disk-0.qcow2; files under iso/, vztmpl/, ... have no owner
+// whatever they are called.
 func ownerOf(name string) int {
-	i := strings.LastIndex(name, "/")
-	return storage.VMIDFromName(name[i+1:])
+	i := strings.Index(name, "/")
+	if i <= 0 || strings.Trim(name[:i], "0123456789") != "" {
+		return 0
+	}
+	return storage.VMIDFromName(name[strings.LastIndex(name, "/")+1:])
 }
