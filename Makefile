@@ -42,10 +42,11 @@ test: deps-test vet build
 	@scripts/skipped.sh .test.log
 	$(MAKE) --no-print-directory fuzz
 
-# A short fuzz run over the API's JSON decoding (longer: FUZZTIME=5m).
-FUZZTIME ?= 15s
+# Short fuzz runs over the API's JSON decoding and volume ID parsing (longer: FUZZTIME=5m).
+FUZZTIME ?= 10s
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzDecodeUserCreate$$' -fuzztime $(FUZZTIME) ./internal/server/
+	go test -run '^$$' -fuzz '^FuzzParseVolID$$' -fuzztime $(FUZZTIME) ./internal/storage/
 
 bench: build
 	go run ./bench -out docs/benchmarks.md

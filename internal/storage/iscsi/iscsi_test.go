@@ -82,6 +82,7 @@ func TestValidate(t *testing.T) {
 		{"leading dash", func(c *api.Storage) { c.Portal = "-san.example" }, "portal"},
 		{"empty label", func(c *api.Storage) { c.Portal = "san..example" }, "portal"},
 		{"trailing dot", func(c *api.Storage) { c.Portal = "san.example." }, "portal"},
+		{"too long with port", func(c *api.Storage) { c.Portal = strings.Repeat("a.", 125) + "abc" }, "portal"},
 		{"no target", func(c *api.Storage) { c.Target = "" }, "target"},
 		{"not iqn", func(c *api.Storage) { c.Target = "san1" }, "target"},
 		{"bad month", func(c *api.Storage) { c.Target = "iqn.2024-13.org.example:x" }, "target"},
@@ -246,7 +247,8 @@ type tgtd struct {
 	cmd     *exec.Cmd
 	control string
 	port    int
-	log     *bytes.Buffer
+	log     string // tgtd's output, shown when it fails to start
+	exited  chan struct{}
 }
 
 // startTgtd starts tgtd or skips the test, saying why.
@@ -260,20 +262,28 @@ func startTgtd(t *testing.T) *tgtd {
 			skip(t, bin+" not installed (Debian packages tgt, qemu-utils, qemu-block-extra)")
 		}
 	}
-	d := &tgtd{t: t, port: freePort(t), log: &bytes.Buffer{}}
+	d := &tgtd{t: t, port: freePort(t), log: filepath.Join(t.TempDir(), "tgtd.log")}
 	// The control "port" only names tgtd's unix socket
-	// (/var/run/tgtd/socket.N); pick one no other instance uses.
-	for n := 40000 + os.Getpid()%20000; ; n++ {
+	// (/var/run/tgtd/socket.N, N at most 32767); pick one no other
+	// instance uses.
+	for n := 20000 + os.Getpid()%10000; ; n++ {
 		if _, err := os.Stat(fmt.Sprintf("/var/run/tgtd/socket.%d", n)); errors.Is(err, os.ErrNotExist) {
 			d.control = strconv.Itoa(n)
 			break
 		}
 	}
 	d.cmd = exec.Command("tgtd", "-f", "-C", d.control, "--iscsi", "portal=127.0.0.1:"+strconv.Itoa(d.port))
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	logf, err := os.Create(d.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		skip(t, "cannot start tgtd: "+err.Error())
 	}
+	d.exited = make(chan struct{})
+	go func() { d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(d.stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -283,8 +293,13 @@ func startTgtd(t *testing.T) *tgtd {
 			c.Close()
 			break
 		}
+		select {
+		case <-d.exited:
+			skip(t, fmt.Sprintf("tgtd exited at start; log:\n%s", d.logText()))
+		default:
+		}
 		if time.Now().After(deadline) {
-			skip(t, fmt.Sprintf("tgtd did not come up: %v / %v; log:\n%s", err, derr, d.log))
+			skip(t, fmt.Sprintf("tgtd did not come up: %v / %v; log:\n%s", err, derr, d.logText()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -295,6 +310,11 @@ func skip(t *testing.T, reason string) {
 	t.Helper()
 	fmt.Println("SKIP reason: " + reason)
 	t.Skip("SKIP reason: " + reason)
+}
+
+func (d *tgtd) logText() string {
+	b, _ := os.ReadFile(d.log)
+	return string(b)
 }
 
 func (d *tgtd) addr() string { return "127.0.0.1:" + strconv.Itoa(d.port) }
@@ -310,10 +330,8 @@ func (d *tgtd) adm(args ...string) {
 // stop kills tgtd (it ignores SIGTERM while targets exist) and removes
 // the control socket it leaves behind.
 func (d *tgtd) stop() {
-	if d.cmd.ProcessState == nil {
-		d.cmd.Process.Kill()
-		d.cmd.Wait()
-	}
+	d.cmd.Process.Kill()
+	<-d.exited
 	os.Remove("/var/run/tgtd/socket." + d.control)
 	os.Remove("/var/run/tgtd/socket." + d.control + ".lock")
 }
@@ -424,15 +442,16 @@ func TestTarget(t *testing.T) {
 		t.Fatalf("export of a missing LUN: %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := p.Export(cctx, "lun1", io.Discard); err == nil {
-		t.Fatal("export with a cancelled context succeeded")
+	w := &cancelWriter{cancel: cancel}
+	if err := p.Export(cctx, "lun1", w); !errors.Is(err, context.Canceled) || w.n >= 64<<20 {
+		t.Fatalf("export cancelled after the first chunk: %v after %d bytes", err, w.n)
 	}
 
-	// The other target refuses us, with a reason.
+	// The other target refuses us, with a reason (tgt hides targets an
+	// ACL denies, so the reason is "not found").
 	other := openPool(t, d.addr())
 	other.cfg.Target = "iqn.2024-01.org.corral-project.test:other"
-	if st := other.Status(ctx); st.Active || !strings.Contains(st.Reason, "ACL") {
+	if st := other.Status(ctx); st.Active || !strings.Contains(st.Reason, "iSCSI login") {
 		t.Fatalf("status of a target that refuses us: %+v", st)
 	}
 	missing := openPool(t, d.addr())
@@ -446,4 +465,16 @@ func TestTarget(t *testing.T) {
 	if st := p.Status(ctx); st.Active || !strings.Contains(st.Reason, d.addr()) {
 		t.Fatalf("status with tgtd stopped: %+v", st)
 	}
+}
+
+// cancelWriter cancels its context on the first write.
+type cancelWriter struct {
+	cancel func()
+	n      int
+}
+
+func (w *cancelWriter) Write(b []byte) (int, error) {
+	w.cancel()
+	w.n += len(b)
+	return len(b), nil
 }

@@ -100,7 +100,11 @@ func ParsePortal(s string) (Portal, error) {
 		}
 		port = n
 	}
-	return Portal{Host: host, Port: port}, nil
+	pt := Portal{Host: host, Port: port}
+	if len(pt.String()) > 256 { // the API's limit, which the normalised form must meet too
+		return Portal{}, fmt.Errorf("portal too long")
+	}
+	return pt, nil
 }
 
 // checkHost accepts a dotted-quad IPv4 address or a DNS name whose last
