@@ -6,9 +6,11 @@ import (
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/storage/btrfs"
 	"github.com/corral-project/corral/internal/storage/dir"
+	"github.com/corral-project/corral/internal/storage/iscsi"
 )
 
 func init() {
 	storage.Register("dir", dir.Plugin{})
 	storage.Register("btrfs", btrfs.Plugin{})
+	storage.Register("iscsi", iscsi.Plugin{})
 }
