@@ -3,6 +3,7 @@ module github.com/corral-project/corral
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/danielgtaylor/huma/v2 v2.37.2
 	github.com/msteinert/pam/v2 v2.1.0
 	github.com/spf13/cobra v1.10.2

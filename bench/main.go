@@ -48,6 +48,7 @@ type config struct {
 	writeDur    time.Duration
 	writers     int
 	idle        time.Duration
+	settle      time.Duration
 	starts      int
 	keep        bool
 	profileDir  string
@@ -68,6 +69,7 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&c.writeDur, "write-duration", 3*time.Second, "length of one write run")
 	flag.IntVar(&c.writers, "writers", 8, "concurrent writers in the concurrent write benchmark")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "how long a daemon sits idle before its RSS is read")
+	flag.DurationVar(&c.settle, "settle", 130*time.Second, "also read the first fresh daemon's RSS this long after start, past Go's 2-minute forced GC (0: skip)")
 	flag.IntVar(&c.starts, "starts", 3, "daemon starts per start-time benchmark (the median is reported)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp dir (data dirs, daemon logs) for inspection")
 	flag.StringVar(&c.profileDir, "profile", "", "instead of the report, run the daemon in-process and write CPU/heap profiles to this dir")

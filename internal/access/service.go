@@ -977,3 +977,13 @@ func (s *Service) DeleteToken(ctx context.Context, id, ifMatch string) error {
 	_, err = s.st.Apply(ctx, ops...)
 	return mapWriteErr(err, "token "+id)
 }
+
+// RemovePath drops every ACL entry on path (a purged guest, a deleted pool).
+func (s *Service) RemovePath(ctx context.Context, path string) error {
+	op, changed, err := s.aclWithout(func(e api.ACLEntry) bool { return e.Path == path })
+	if err != nil || !changed {
+		return err
+	}
+	_, err = s.st.Apply(ctx, op)
+	return mapWriteErr(err, "the ACL")
+}

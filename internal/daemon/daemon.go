@@ -23,6 +23,7 @@ import (
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/node"
+	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/server"
 	"github.com/corral-project/corral/internal/storage"
 	_ "github.com/corral-project/corral/internal/storage/plugins" // registers every storage plugin
@@ -131,9 +132,20 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	defer auditFile.Close()
 
+	guests := guest.NewRegistry(st)
+	vms, err := qemu.NewManager(qemu.Deps{Node: c.Node, RunDir: filepath.Join(c.DataDir, "run", "qemu"), Log: log, Store: st,
+		Guests: guests, Storage: stor, Tasks: tasks,
+		KVM: func(ctx context.Context) bool { k, _ := node.KVM(ctx); return k.Available }})
+	if err != nil {
+		return err
+	}
+	vms.Reconcile(sctx)
+	defer vms.Close()
+
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
-		Guests:     guest.NewRegistry(st),
+		Guests:     guests,
+		VMs:        vms,
 		Storage:    stor,
 		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
 		Audit:      auditFile, Log: log,

@@ -9,4 +9,5 @@ func (s *Server) routes() {
 	s.clusterRoutes()
 	s.taskRoutes()
 	s.storageRoutes()
+	s.vmRoutes()
 }

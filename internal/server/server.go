@@ -23,6 +23,7 @@ import (
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/errs"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/store"
 	"github.com/corral-project/corral/internal/task"
@@ -39,6 +40,7 @@ type Deps struct {
 	Nodes      *cluster.Nodes
 	Guests     *guest.Registry
 	Storage    *storage.Service
+	VMs        *qemu.Manager
 	NodeStatus func(ctx context.Context) (api.NodeStatus, error)
 	Audit      io.Writer
 	Log        *slog.Logger

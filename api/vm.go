@@ -1,0 +1,138 @@
+package api
+
+import "time"
+
+// VMDisk is one virtual disk. On create, give either Volume (an existing
+// volume) or Storage+Size (allocate a new one).
+type VMDisk struct {
+	Bus      string `json:"bus" enum:"virtio,scsi,sata,ide"`
+	Volume   string `json:"volume,omitempty" maxLength:"300" doc:"<storage>:<volname>"`
+	Storage  string `json:"storage,omitempty" maxLength:"32" doc:"create only: allocate a new volume on this pool"`
+	Size     string `json:"size,omitempty" pattern:"^([0-9]+[KMGT]?)?$" doc:"create only: size of the new volume"`
+	Format   string `json:"format,omitempty" enum:"raw,qcow2,"`
+	Cache    string `json:"cache,omitempty" enum:"none,writeback,writethrough,directsync,unsafe,"`
+	Discard  bool   `json:"discard,omitempty"`
+	IOThread bool   `json:"iothread,omitempty"`
+	ReadOnly bool   `json:"readonly,omitempty"`
+}
+
+// VMCDROM is a CD-ROM drive; Volume is an iso volume ID or "none".
+type VMCDROM struct {
+	Volume string `json:"volume" maxLength:"300"`
+}
+
+// VMNet is one network interface.
+type VMNet struct {
+	Model    string  `json:"model" enum:"virtio,e1000"`
+	Bridge   string  `json:"bridge,omitempty" maxLength:"15" pattern:"^[A-Za-z0-9_.-]*$"`
+	MAC      string  `json:"mac,omitempty" pattern:"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$|^$" doc:"generated when empty"`
+	Tag      int     `json:"tag,omitempty" minimum:"0" maximum:"4094"`
+	Rate     float64 `json:"rate,omitempty" minimum:"0" doc:"MB/s, 0 = unlimited"`
+	Firewall bool    `json:"firewall,omitempty"`
+}
+
+// VMConfig is a virtual machine's configuration.
+type VMConfig struct {
+	VMID        int       `json:"vmid" readOnly:"true"`
+	Name        string    `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
+	Node        string    `json:"node" readOnly:"true"`
+	Description string    `json:"description,omitempty" maxLength:"8192"`
+	Tags        []string  `json:"tags,omitempty" maxItems:"32"`
+	Cores       int       `json:"cores" minimum:"1" maximum:"128"`
+	Sockets     int       `json:"sockets" minimum:"1" maximum:"4"`
+	CPU         string    `json:"cpu" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
+	Memory      int       `json:"memory" minimum:"16" maximum:"4194304" doc:"MiB"`
+	Balloon     int       `json:"balloon,omitempty" minimum:"0" maximum:"4194304" doc:"MiB; 0 disables the balloon device"`
+	Machine     string    `json:"machine" enum:"q35,pc"`
+	BIOS        string    `json:"bios" enum:"seabios,ovmf"`
+	Boot        []string  `json:"boot,omitempty" maxItems:"16" doc:"device order, e.g. [\"cdrom0\",\"disk0\",\"net0\"]"`
+	Disks       []VMDisk  `json:"disks,omitempty" maxItems:"30"`
+	CDROMs      []VMCDROM `json:"cdroms,omitempty" maxItems:"4"`
+	Nets        []VMNet   `json:"nets,omitempty" maxItems:"32"`
+	Serial      bool      `json:"serial" doc:"a serial port on a socket (serial0), reachable through the console websocket"`
+	VGA         string    `json:"vga" enum:"std,virtio,qxl,serial0,none"`
+	OnBoot      bool      `json:"onboot,omitempty"`
+	Protection  bool      `json:"protection,omitempty" doc:"refuse deletion"`
+	Template    bool      `json:"template,omitempty" readOnly:"true"`
+	UUID        string    `json:"uuid" readOnly:"true" doc:"SMBIOS UUID, stable for the VM's life"`
+}
+
+// VM is a VM as the API returns it: its config, pending changes, lock and digest.
+type VM struct {
+	Config  VMConfig  `json:"config"`
+	Pending *VMConfig `json:"pending,omitempty" doc:"changes that apply at the next start"`
+	Lock    string    `json:"lock,omitempty" doc:"running operation: create, clone, snapshot, backup, migrate"`
+	Status  string    `json:"status"`
+	Digest  string    `json:"digest"`
+}
+
+// VMCreate creates a VM. Omitted fields get defaults: 1 core, 1 socket,
+// 512 MiB, q35, seabios, cpu x86-64-v2 (host where KVM works), vga std.
+type VMCreate struct {
+	VMID        int       `json:"vmid,omitempty" minimum:"0" maximum:"999999999" doc:"default: next free ID"`
+	Name        string    `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
+	Node        string    `json:"node,omitempty" maxLength:"63" doc:"default: the node answering"`
+	Description string    `json:"description,omitempty" maxLength:"8192"`
+	Tags        []string  `json:"tags,omitempty" maxItems:"32"`
+	Cores       int       `json:"cores,omitempty" minimum:"0" maximum:"128"`
+	Sockets     int       `json:"sockets,omitempty" minimum:"0" maximum:"4"`
+	CPU         string    `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64,"`
+	Memory      int       `json:"memory,omitempty" minimum:"0" maximum:"4194304"`
+	Balloon     int       `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
+	Machine     string    `json:"machine,omitempty" enum:"q35,pc,"`
+	BIOS        string    `json:"bios,omitempty" enum:"seabios,ovmf,"`
+	Boot        []string  `json:"boot,omitempty" maxItems:"16"`
+	Disks       []VMDisk  `json:"disks,omitempty" maxItems:"30"`
+	CDROMs      []VMCDROM `json:"cdroms,omitempty" maxItems:"4"`
+	Nets        []VMNet   `json:"nets,omitempty" maxItems:"32"`
+	Serial      *bool     `json:"serial,omitempty" doc:"default true"`
+	VGA         string    `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none,"`
+	OnBoot      bool      `json:"onboot,omitempty"`
+	Protection  bool      `json:"protection,omitempty"`
+	Start       bool      `json:"start,omitempty" doc:"start the VM once created"`
+}
+
+// VMUpdate changes a VM's config; absent fields are kept. On a running VM,
+// changes that need a restart become pending.
+type VMUpdate struct {
+	Name        *string    `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
+	Description *string    `json:"description,omitempty" maxLength:"8192"`
+	Tags        *[]string  `json:"tags,omitempty" maxItems:"32"`
+	Cores       *int       `json:"cores,omitempty" minimum:"1" maximum:"128"`
+	Sockets     *int       `json:"sockets,omitempty" minimum:"1" maximum:"4"`
+	CPU         *string    `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
+	Memory      *int       `json:"memory,omitempty" minimum:"16" maximum:"4194304"`
+	Balloon     *int       `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
+	Machine     *string    `json:"machine,omitempty" enum:"q35,pc"`
+	BIOS        *string    `json:"bios,omitempty" enum:"seabios,ovmf"`
+	Boot        *[]string  `json:"boot,omitempty" maxItems:"16"`
+	CDROMs      *[]VMCDROM `json:"cdroms,omitempty" maxItems:"4"`
+	Nets        *[]VMNet   `json:"nets,omitempty" maxItems:"32"`
+	Serial      *bool      `json:"serial,omitempty"`
+	VGA         *string    `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none"`
+	OnBoot      *bool      `json:"onboot,omitempty"`
+	Protection  *bool      `json:"protection,omitempty"`
+	Revert      bool       `json:"revert,omitempty" doc:"drop pending changes"`
+}
+
+// VMStatus is a VM's runtime state on its node.
+type VMStatus struct {
+	VMID      int       `json:"vmid"`
+	Node      string    `json:"node"`
+	Status    string    `json:"status" enum:"running,stopped,paused,unknown"`
+	QMPStatus string    `json:"qmpstatus,omitempty"`
+	PID       int       `json:"pid,omitempty"`
+	Uptime    int64     `json:"uptime,omitempty" doc:"seconds"`
+	CPU       float64   `json:"cpu" doc:"share of the VM's vCPUs used since the last sample (0..1)"`
+	Mem       uint64    `json:"mem" doc:"resident memory of the QEMU process, bytes"`
+	MaxMem    uint64    `json:"maxmem"`
+	Accel     string    `json:"accel,omitempty" enum:"kvm,tcg,"`
+	Warning   string    `json:"warning,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+}
+
+// VMShutdown parameters.
+type VMShutdown struct {
+	Timeout int  `json:"timeout,omitempty" minimum:"0" maximum:"3600" doc:"seconds to wait for the guest before stopping it (default 60)"`
+	Force   bool `json:"force,omitempty" doc:"stop when the timeout passes (default true)"`
+}

@@ -1,0 +1,199 @@
+// Package qemu is corral's VM driver: VM configs in the cluster store,
+// the QEMU command line, the lifecycle of QEMU processes that outlive the
+// daemon, and their QMP monitors.
+package qemu
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/storage"
+)
+
+// record is what the store holds per VM.
+type record struct {
+	Config  api.VMConfig  `json:"config"`
+	Pending *api.VMConfig `json:"pending,omitempty"`
+	Lock    string        `json:"lock,omitempty"`
+}
+
+var bootRe = regexp.MustCompile(`^(disk|cdrom|net)([0-9]|[12][0-9]|3[01])$`)
+
+// applyDefaults fills what a create request left out.
+func applyDefaults(c *api.VMConfig, kvm bool) {
+	if c.Cores == 0 {
+		c.Cores = 1
+	}
+	if c.Sockets == 0 {
+		c.Sockets = 1
+	}
+	if c.Memory == 0 {
+		c.Memory = 512
+	}
+	if c.Machine == "" {
+		c.Machine = "q35"
+	}
+	if c.BIOS == "" {
+		c.BIOS = "seabios"
+	}
+	if c.CPU == "" {
+		c.CPU = "qemu64" // TCG emulates it fastest
+		if kvm {
+			c.CPU = "host"
+		}
+	}
+	if c.VGA == "" {
+		c.VGA = "std"
+	}
+	for i := range c.Disks {
+		if c.Disks[i].Cache == "" {
+			c.Disks[i].Cache = "none"
+		}
+	}
+}
+
+// newUUID returns a random (version 4) SMBIOS UUID.
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// newMAC returns a random locally administered unicast MAC.
+func newMAC() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	b[0] = b[0]&0xfe | 0x02
+	return fmt.Sprintf("%02X:%02X:%02X:%02X:%02X:%02X", b[0], b[1], b[2], b[3], b[4], b[5])
+}
+
+// validate checks what the schema can't: references to pools and volumes,
+// bus limits, boot order. It never touches the host beyond reading.
+func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) error {
+	if c.Memory < 16 {
+		return errs.Invalid("memory", "at least 16 MiB")
+	}
+	if c.Balloon > c.Memory {
+		return errs.Invalid("balloon", "must not exceed memory (%d MiB)", c.Memory)
+	}
+	if c.Cores*c.Sockets > 512 {
+		return errs.Invalid("cores", "at most 512 vCPUs")
+	}
+	ide := 0
+	for i, d := range c.Disks {
+		f := func(n string) string { return fmt.Sprintf("disks[%d].%s", i, n) }
+		switch {
+		case d.Volume != "" && (d.Storage != "" || d.Size != ""):
+			return errs.Invalid(f("volume"), "give either volume or storage+size")
+		case d.Volume == "" && !creating:
+			return errs.Invalid(f("volume"), "required")
+		case d.Volume == "" && (d.Storage == "" || d.Size == ""):
+			return errs.Invalid(f("storage"), "a new disk needs storage and size")
+		}
+		if d.Volume != "" {
+			if _, err := storage.ParseVolID(d.Volume); err != nil {
+				return errs.Invalid(f("volume"), "%v", err)
+			}
+			if err := m.volumeExists(ctx, d.Volume, api.ContentImages); err != nil {
+				return errs.Invalid(f("volume"), "%v", err)
+			}
+		} else {
+			if _, err := storage.ParseSize(d.Size); err != nil {
+				return errs.Invalid(f("size"), "%v", err)
+			}
+			cfg, err := m.stor.Get(d.Storage)
+			if err != nil {
+				return errs.Invalid(f("storage"), "storage %q does not exist", d.Storage)
+			}
+			if !slices.Contains(cfg.Content, api.ContentImages) {
+				return errs.Invalid(f("storage"), "storage %s does not hold disk images (content images)", d.Storage)
+			}
+		}
+		if d.Bus == "ide" || d.Bus == "sata" {
+			ide++
+		}
+	}
+	for i, cd := range c.CDROMs {
+		if cd.Volume == "none" || cd.Volume == "" {
+			c.CDROMs[i].Volume = "none"
+			ide++
+			continue
+		}
+		if _, err := storage.ParseVolID(cd.Volume); err != nil {
+			return errs.Invalid(fmt.Sprintf("cdroms[%d].volume", i), "%v", err)
+		}
+		if err := m.volumeExists(ctx, cd.Volume, api.ContentISO); err != nil {
+			return errs.Invalid(fmt.Sprintf("cdroms[%d].volume", i), "%v", err)
+		}
+		ide++
+	}
+	maxIDE := 6
+	if c.Machine == "pc" {
+		maxIDE = 4
+	}
+	if ide > maxIDE {
+		return errs.Invalid("disks", "%s machines have %d IDE/SATA slots (disks and CD-ROMs), %d requested", c.Machine, maxIDE, ide)
+	}
+	if len(c.Nets) > 0 {
+		return errs.Invalid("nets", "guest network interfaces need the network layer (bridges and taps), which this node does not have yet")
+	}
+	for i, b := range c.Boot {
+		if !bootRe.MatchString(b) {
+			return errs.Invalid(fmt.Sprintf("boot[%d]", i), "want diskN, cdromN or netN")
+		}
+		var n int
+		var kind string
+		fmt.Sscanf(strings.TrimRight(b, "0123456789"), "%s", &kind)
+		fmt.Sscanf(b[len(kind):], "%d", &n)
+		count := map[string]int{"disk": len(c.Disks), "cdrom": len(c.CDROMs), "net": len(c.Nets)}[kind]
+		if n >= count {
+			return errs.Invalid(fmt.Sprintf("boot[%d]", i), "%s does not exist", b)
+		}
+	}
+	for i, t := range c.Tags {
+		if storage.ValidateVolName(t) != nil || strings.Contains(t, "/") {
+			return errs.Invalid(fmt.Sprintf("tags[%d]", i), "tags use letters, digits, . _ + -")
+		}
+	}
+	return nil
+}
+
+// volumeExists checks that a volume exists on a pool holding content.
+func (m *Manager) volumeExists(ctx context.Context, volid, content string) error {
+	_, err := m.volumePath(ctx, volid, content)
+	return err
+}
+
+// volumePath resolves a volume to what QEMU opens, on this node.
+func (m *Manager) volumePath(ctx context.Context, volid, content string) (string, error) {
+	id, err := storage.ParseVolID(volid)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := m.stor.Get(id.Storage)
+	if err != nil {
+		return "", fmt.Errorf("storage %q does not exist", id.Storage)
+	}
+	if !slices.Contains(cfg.Content, content) {
+		return "", fmt.Errorf("storage %s does not hold %s", id.Storage, content)
+	}
+	p, err := m.stor.Pool(ctx, id.Storage)
+	if err != nil {
+		return "", err
+	}
+	path, err := p.Path(ctx, id.Name)
+	if err != nil {
+		return "", fmt.Errorf("volume %s: %w", volid, err)
+	}
+	return path, nil
+}

@@ -1,0 +1,890 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/qemu/qmp"
+	"github.com/corral-project/corral/internal/storage"
+	"github.com/corral-project/corral/internal/store"
+	"github.com/corral-project/corral/internal/task"
+)
+
+// Binary is the QEMU system emulator corral runs.
+const Binary = "qemu-system-x86_64"
+
+// Manager runs this node's VMs and keeps their configs.
+type Manager struct {
+	node   string
+	runDir string
+	log    *slog.Logger
+	st     *store.Store
+	coll   *store.Collection[record]
+	guests *guest.Registry
+	stor   *storage.Service
+	tasks  *task.Manager
+	kvm    func(context.Context) bool
+
+	locks   sync.Map // vmid -> *sync.Mutex: operations on one VM queue, never time out
+	mu      sync.Mutex
+	running map[int]*proc
+	closing bool
+}
+
+type proc struct {
+	mon     *qmp.Monitor
+	pid     int
+	started time.Time
+	gone    chan struct{} // closed once the process is known to have exited
+	cpuPrev [2]float64    // last (cpu seconds, wall seconds) sample for the CPU share
+}
+
+// Deps are what the VM driver builds on.
+type Deps struct {
+	Node    string
+	RunDir  string
+	Log     *slog.Logger
+	Store   *store.Store
+	Guests  *guest.Registry
+	Storage *storage.Service
+	Tasks   *task.Manager
+	KVM     func(context.Context) bool
+}
+
+// NewManager returns the VM driver of this node.
+func NewManager(d Deps) (*Manager, error) {
+	if err := os.MkdirAll(d.RunDir, 0o700); err != nil {
+		return nil, fmt.Errorf("qemu run dir: %w", err)
+	}
+	if len(d.RunDir) > 80 {
+		return nil, fmt.Errorf("qemu run dir %s: too long for unix socket paths", d.RunDir)
+	}
+	return &Manager{node: d.Node, runDir: d.RunDir, log: d.Log, st: d.Store, coll: store.NewCollection[record](d.Store, "vms"),
+		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, running: map[int]*proc{}}, nil
+}
+
+func key(vmid int) string { return guest.Key(vmid) }
+
+// lock serialises every operation on one VM on this node. Callers wait as
+// long as the operation before them takes: parallel automation must queue,
+// not fail on a lock timeout.
+func (m *Manager) lock(vmid int) func() {
+	l, _ := m.locks.LoadOrStore(vmid, &sync.Mutex{})
+	l.(*sync.Mutex).Lock()
+	return l.(*sync.Mutex).Unlock
+}
+
+func (m *Manager) get(vmid int) (store.Object[record], error) {
+	o, err := m.coll.Get(key(vmid))
+	if err != nil {
+		return o, errs.NotFound("VM %d does not exist", vmid)
+	}
+	return o, nil
+}
+
+// status is this node's view of a VM's state.
+func (m *Manager) status(vmid int) string {
+	m.mu.Lock()
+	p := m.running[vmid]
+	m.mu.Unlock()
+	if p == nil {
+		return "stopped"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var st struct {
+		Status  string `json:"status"`
+		Running bool   `json:"running"`
+	}
+	if err := p.mon.Execute(ctx, "query-status", nil, &st); err != nil {
+		return "unknown"
+	}
+	if st.Running {
+		return "running"
+	}
+	if st.Status == "paused" || st.Status == "suspended" {
+		return "paused"
+	}
+	return st.Status
+}
+
+func (m *Manager) toAPI(o store.Object[record]) api.VM {
+	st := "unknown"
+	if o.Value.Config.Node == m.node {
+		st = m.status(o.Value.Config.VMID)
+	} else if g, err := m.guests.Guests.Get(key(o.Value.Config.VMID)); err == nil {
+		st = g.Value.Status
+	}
+	return api.VM{Config: o.Value.Config, Pending: o.Value.Pending, Lock: o.Value.Lock, Status: st, Digest: o.Digest}
+}
+
+// List returns every VM (node == "" for all nodes).
+func (m *Manager) List(node string) []api.VM {
+	out := []api.VM{}
+	for _, o := range m.coll.List() {
+		if node == "" || o.Value.Config.Node == node {
+			out = append(out, m.toAPI(o))
+		}
+	}
+	return out
+}
+
+// Get returns one VM.
+func (m *Manager) Get(vmid int) (api.VM, error) {
+	o, err := m.get(vmid)
+	if err != nil {
+		return api.VM{}, err
+	}
+	return m.toAPI(o), nil
+}
+
+// Owner returns the node a VM belongs to.
+func (m *Manager) Owner(vmid int) (string, error) {
+	o, err := m.get(vmid)
+	if err != nil {
+		return "", err
+	}
+	return o.Value.Config.Node, nil
+}
+
+// setIndex keeps the guest index (resource list, nextid) in step.
+func (m *Manager) setIndex(ctx context.Context, c api.VMConfig, status string) {
+	_, err := m.guests.Guests.Update(ctx, key(c.VMID), "", func(g *guest.Meta) error {
+		g.Name, g.Node, g.Template, g.Tags = c.Name, c.Node, c.Template, strings.Join(c.Tags, ",")
+		if status != "" {
+			g.Status = status
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("guest index update failed", "vmid", c.VMID, "err", err)
+	}
+}
+
+// Create validates the request, reserves the ID with a "create" lock, and
+// allocates disks in a task. A failure removes everything it made.
+func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int, string, error) {
+	if in.Node != "" && in.Node != m.node {
+		return 0, "", errs.Conflict("VMs are created by their node; send the request to %s", in.Node)
+	}
+	c := api.VMConfig{VMID: in.VMID, Name: in.Name, Node: m.node, Description: in.Description, Tags: in.Tags,
+		Cores: in.Cores, Sockets: in.Sockets, CPU: in.CPU, Memory: in.Memory, Balloon: in.Balloon, Machine: in.Machine,
+		BIOS: in.BIOS, Boot: in.Boot, Disks: slices.Clone(in.Disks), CDROMs: slices.Clone(in.CDROMs), Nets: slices.Clone(in.Nets),
+		Serial: in.Serial == nil || *in.Serial, VGA: in.VGA, OnBoot: in.OnBoot, Protection: in.Protection, UUID: newUUID()}
+	applyDefaults(&c, m.kvm(ctx))
+	for i := range c.Nets {
+		if c.Nets[i].MAC == "" {
+			c.Nets[i].MAC = newMAC()
+		}
+	}
+	if err := m.validate(ctx, &c, true); err != nil {
+		return 0, "", err
+	}
+	if c.VMID == 0 {
+		id, err := m.guests.NextID(ctx, user)
+		if err != nil {
+			return 0, "", err
+		}
+		c.VMID = id.VMID
+	} else if c.VMID < guest.MinID {
+		return 0, "", errs.Invalid("vmid", "guest IDs start at %d", guest.MinID)
+	}
+	op1, err := m.coll.PutOp(key(c.VMID), record{Config: c, Lock: "create"}, 0)
+	if err != nil {
+		return 0, "", err
+	}
+	op2, _ := m.guests.Guests.PutOp(key(c.VMID), guest.Meta{VMID: c.VMID, Type: api.GuestVM, Node: m.node, Name: c.Name, Status: "stopped", Tags: strings.Join(c.Tags, ",")}, 0)
+	if _, err := m.st.Apply(ctx, op1, op2); err != nil {
+		if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict) {
+			return 0, "", errs.Conflict("guest ID %d is already in use", c.VMID)
+		}
+		return 0, "", err
+	}
+	upid, err := m.tasks.Start(ctx, "qmcreate", strconv.Itoa(c.VMID), user, func(tctx context.Context, l *task.Log) error {
+		unlock := m.lock(c.VMID)
+		defer unlock()
+		if err := m.createDisks(tctx, &c, l); err != nil {
+			m.removeRecord(c.VMID)
+			return err
+		}
+		if _, err := m.coll.Update(tctx, key(c.VMID), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
+			return err
+		}
+		l.Printf("VM %d created", c.VMID)
+		if in.Start {
+			unlock()
+			defer m.lock(c.VMID)()
+			return m.doStart(tctx, c.VMID, l)
+		}
+		return nil
+	})
+	if err != nil {
+		m.removeRecord(c.VMID)
+		return 0, "", err
+	}
+	return c.VMID, upid, nil
+}
+
+// createDisks allocates the new disks, freeing them all if one fails.
+func (m *Manager) createDisks(ctx context.Context, c *api.VMConfig, l *task.Log) error {
+	var made []string
+	for i, d := range c.Disks {
+		if d.Volume != "" {
+			continue
+		}
+		size, _ := storage.ParseSize(d.Size)
+		p, err := m.stor.Pool(ctx, d.Storage)
+		if err != nil {
+			m.freeAll(ctx, made, l)
+			return fmt.Errorf("disk %d: %w", i, err)
+		}
+		unlock := m.stor.Lock(d.Storage)
+		v, err := p.Alloc(ctx, storage.AllocRequest{VMID: c.VMID, Size: size, Format: d.Format, Content: api.ContentImages})
+		unlock()
+		if err != nil {
+			m.freeAll(ctx, made, l)
+			return fmt.Errorf("disk %d: allocate on %s: %w", i, d.Storage, err)
+		}
+		l.Printf("allocated %s (%d bytes, %s)", v.VolID, v.Size, v.Format)
+		made = append(made, v.VolID)
+		c.Disks[i].Volume, c.Disks[i].Storage, c.Disks[i].Size, c.Disks[i].Format = v.VolID, "", "", ""
+	}
+	return nil
+}
+
+func (m *Manager) freeAll(ctx context.Context, vols []string, l *task.Log) {
+	for _, v := range vols {
+		id, err := storage.ParseVolID(v)
+		if err != nil {
+			continue
+		}
+		p, err := m.stor.Pool(ctx, id.Storage)
+		if err == nil {
+			err = p.Free(ctx, id.Name)
+		}
+		if err != nil {
+			l.Printf("could not free %s: %v", v, err)
+		} else {
+			l.Printf("freed %s", v)
+		}
+	}
+}
+
+func (m *Manager) removeRecord(vmid int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m.st.Apply(ctx, store.Op{Key: m.coll.Key(key(vmid)), Delete: true, Rev: -1}, store.Op{Key: m.guests.Guests.Key(key(vmid)), Delete: true, Rev: -1})
+}
+
+// checkIdle refuses operations while another holds the VM's lock.
+func checkIdle(o store.Object[record]) error {
+	if o.Value.Lock != "" {
+		return errs.Conflict("VM %d is locked (%s)", o.Value.Config.VMID, o.Value.Lock)
+	}
+	return nil
+}
+
+// needsRestart lists the fields of u that a running VM can't take live.
+func restartFields(u api.VMUpdate) bool {
+	return u.Cores != nil || u.Sockets != nil || u.CPU != nil || u.Memory != nil || u.Balloon != nil || u.Machine != nil ||
+		u.BIOS != nil || u.Boot != nil || u.CDROMs != nil || u.Nets != nil || u.Serial != nil || u.VGA != nil
+}
+
+// Update changes a VM's config. On a running VM, changes that need a
+// restart are kept as pending and applied at the next start.
+func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VMUpdate) (api.VM, error) {
+	defer m.lock(vmid)()
+	o, err := m.get(vmid)
+	if err != nil {
+		return api.VM{}, err
+	}
+	if err := checkIdle(o); err != nil {
+		return api.VM{}, err
+	}
+	if o.Value.Config.Node != m.node {
+		return api.VM{}, errs.Conflict("VM %d belongs to node %s; send the request there", vmid, o.Value.Config.Node)
+	}
+	running := m.status(vmid) != "stopped"
+	base := o.Value.Config
+	if o.Value.Pending != nil {
+		base = *o.Value.Pending
+	}
+	n := base
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	seti := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setb := func(dst *bool, v *bool) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&n.Name, u.Name)
+	set(&n.Description, u.Description)
+	if u.Tags != nil {
+		n.Tags = *u.Tags
+	}
+	seti(&n.Cores, u.Cores)
+	seti(&n.Sockets, u.Sockets)
+	set(&n.CPU, u.CPU)
+	seti(&n.Memory, u.Memory)
+	seti(&n.Balloon, u.Balloon)
+	set(&n.Machine, u.Machine)
+	set(&n.BIOS, u.BIOS)
+	if u.Boot != nil {
+		n.Boot = *u.Boot
+	}
+	if u.CDROMs != nil {
+		n.CDROMs = *u.CDROMs
+	}
+	if u.Nets != nil {
+		n.Nets = *u.Nets
+	}
+	setb(&n.Serial, u.Serial)
+	set(&n.VGA, u.VGA)
+	setb(&n.OnBoot, u.OnBoot)
+	setb(&n.Protection, u.Protection)
+	if err := m.validate(ctx, &n, false); err != nil {
+		return api.VM{}, err
+	}
+	_, err = m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
+		switch {
+		case u.Revert:
+			r.Pending = nil
+		case running && restartFields(u):
+			// Live-safe fields apply now; the rest wait for a restart.
+			live := r.Config
+			live.Name, live.Description, live.Tags, live.OnBoot, live.Protection = n.Name, n.Description, n.Tags, n.OnBoot, n.Protection
+			r.Config = live
+			p := n
+			r.Pending = &p
+		default:
+			r.Config, r.Pending = n, nil
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return api.VM{}, &errs.Error{Kind: errs.KindPrecondition, Msg: fmt.Sprintf("VM %d was changed by someone else; reload and retry", vmid)}
+	}
+	if err != nil {
+		return api.VM{}, err
+	}
+	m.setIndex(ctx, n, "")
+	return m.Get(vmid)
+}
+
+// Delete removes a stopped, unprotected VM and frees its disks, as a task.
+func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(context.Context, int) error) (string, error) {
+	o, err := m.get(vmid)
+	if err != nil {
+		return "", err
+	}
+	c := o.Value.Config
+	switch {
+	case c.Node != m.node:
+		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
+	case c.Protection:
+		return "", errs.Conflict("VM %d is protected; clear protection first", vmid)
+	case m.status(vmid) != "stopped":
+		return "", errs.Conflict("VM %d is running; stop it first", vmid)
+	}
+	if err := checkIdle(o); err != nil {
+		return "", err
+	}
+	return m.tasks.Start(ctx, "qmdestroy", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
+		defer m.lock(vmid)()
+		if m.status(vmid) != "stopped" {
+			return fmt.Errorf("VM %d was started meanwhile", vmid)
+		}
+		var vols []string
+		for _, d := range c.Disks {
+			if d.Volume != "" {
+				vols = append(vols, d.Volume)
+			}
+		}
+		m.freeAll(ctx, vols, l)
+		m.removeRecord(vmid)
+		if purge != nil {
+			if err := purge(ctx, vmid); err != nil {
+				l.Printf("purge: %v", err)
+			}
+		}
+		l.Printf("VM %d destroyed", vmid)
+		return nil
+	})
+}
+
+// Action runs a power action as a task.
+func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd api.VMShutdown) (string, error) {
+	o, err := m.get(vmid)
+	if err != nil {
+		return "", err
+	}
+	if o.Value.Config.Node != m.node {
+		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, o.Value.Config.Node)
+	}
+	if err := checkIdle(o); err != nil {
+		return "", err
+	}
+	st := m.status(vmid)
+	switch action {
+	case "start":
+		if st != "stopped" {
+			return "", errs.Conflict("VM %d is already %s", vmid, st)
+		}
+		if o.Value.Config.Template {
+			return "", errs.Conflict("VM %d is a template; clone it instead", vmid)
+		}
+	case "stop", "shutdown", "reboot", "reset", "suspend":
+		if st == "stopped" {
+			return "", errs.Conflict("VM %d is not running", vmid)
+		}
+	case "resume":
+		if st != "paused" {
+			return "", errs.Conflict("VM %d is not paused (%s)", vmid, st)
+		}
+	default:
+		return "", errs.Invalid("action", "unknown action %q", action)
+	}
+	typ := map[string]string{"start": "qmstart", "stop": "qmstop", "shutdown": "qmshutdown", "reboot": "qmreboot", "reset": "qmreset", "suspend": "qmsuspend", "resume": "qmresume"}[action]
+	return m.tasks.Start(ctx, typ, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
+		defer m.lock(vmid)()
+		switch action {
+		case "start":
+			return m.doStart(ctx, vmid, l)
+		case "stop":
+			return m.doStop(ctx, vmid, l)
+		case "shutdown":
+			return m.doShutdown(ctx, vmid, sd, l)
+		case "reboot":
+			if err := m.doShutdown(ctx, vmid, sd, l); err != nil {
+				return err
+			}
+			return m.doStart(ctx, vmid, l)
+		case "reset":
+			return m.qmp(ctx, vmid, "system_reset", l)
+		case "suspend":
+			return m.qmp(ctx, vmid, "stop", l)
+		default:
+			return m.qmp(ctx, vmid, "cont", l)
+		}
+	})
+}
+
+func (m *Manager) proc(vmid int) *proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running[vmid]
+}
+
+func (m *Manager) qmp(ctx context.Context, vmid int, cmd string, l *task.Log) error {
+	p := m.proc(vmid)
+	if p == nil {
+		return fmt.Errorf("VM %d is not running", vmid)
+	}
+	if err := p.mon.Execute(ctx, cmd, nil, nil); err != nil {
+		return fmt.Errorf("QMP %s: %w", cmd, err)
+	}
+	l.Printf("%s sent", cmd)
+	m.refreshIndex(vmid)
+	return nil
+}
+
+// doStart applies pending changes and launches QEMU.
+func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
+	if m.proc(vmid) != nil {
+		return fmt.Errorf("VM %d is already running", vmid)
+	}
+	o, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		if r.Pending != nil {
+			r.Config, r.Pending = *r.Pending, nil
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c := o.Value.Config
+	var r Resolved
+	r.KVM = m.kvm(ctx)
+	for i, d := range c.Disks {
+		path, err := m.volumePath(ctx, d.Volume, api.ContentImages)
+		if err != nil {
+			return fmt.Errorf("disk %d: %w", i, err)
+		}
+		if !qemuValueSafe(path) {
+			return fmt.Errorf("disk %d: path %q has characters QEMU options can't carry", i, path)
+		}
+		f := "raw"
+		if strings.HasSuffix(path, ".qcow2") {
+			f = "qcow2"
+		}
+		r.DiskPaths, r.DiskFmts = append(r.DiskPaths, path), append(r.DiskFmts, f)
+	}
+	for i, cd := range c.CDROMs {
+		if cd.Volume == "none" {
+			r.CDROMPaths = append(r.CDROMPaths, "")
+			continue
+		}
+		path, err := m.volumePath(ctx, cd.Volume, api.ContentISO)
+		if err != nil {
+			return fmt.Errorf("cdrom %d: %w", i, err)
+		}
+		if !qemuValueSafe(path) {
+			return fmt.Errorf("cdrom %d: path %q has characters QEMU options can't carry", i, path)
+		}
+		r.CDROMPaths = append(r.CDROMPaths, path)
+	}
+	if c.BIOS == "ovmf" {
+		r.OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"
+		if _, err := os.Stat(r.OVMFCode); err != nil {
+			return fmt.Errorf("bios ovmf: %s is missing (install the ovmf package)", r.OVMFCode)
+		}
+	}
+	if !r.KVM {
+		l.Printf("WARNING: KVM is not usable on node %s; running under TCG software emulation (much slower)", m.node)
+	}
+	paths := pathsFor(m.runDir, vmid)
+	for _, f := range []string{paths.PID, paths.QMP, paths.Serial, paths.VNC} {
+		os.Remove(f)
+	}
+	args := BuildArgs(c, paths, r)
+	l.Printf("starting QEMU: %s %s", Binary, strings.Join(args, " "))
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(sctx, Binary, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &stderr, &stderr
+	// Its own session: QEMU must not get the daemon's signals, and with
+	// -daemonize it is re-parented away so it outlives corral.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("QEMU failed to start: %s", msg)
+	}
+	if err := m.attach(ctx, vmid, c.UUID); err != nil {
+		return err
+	}
+	l.Printf("VM %d started (pid %d)", vmid, m.proc(vmid).pid)
+	return nil
+}
+
+// attach connects to a running VM's QMP socket and watches it.
+func (m *Manager) attach(ctx context.Context, vmid int, uuid string) error {
+	paths := pathsFor(m.runDir, vmid)
+	b, err := os.ReadFile(paths.PID)
+	if err != nil {
+		return fmt.Errorf("VM %d: pidfile: %w", vmid, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("VM %d: bad pidfile", vmid)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(uuid)) {
+		return fmt.Errorf("VM %d: process %d is not its QEMU", vmid, pid)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	mon, err := qmp.Dial(dctx, paths.QMP)
+	if err != nil {
+		return fmt.Errorf("VM %d: QMP: %w", vmid, err)
+	}
+	p := &proc{mon: mon, pid: pid, started: procStart(pid), gone: make(chan struct{})}
+	m.mu.Lock()
+	m.running[vmid] = p
+	m.mu.Unlock()
+	go m.watch(vmid, p)
+	m.refreshIndex(vmid)
+	return nil
+}
+
+// watch notices the end of a VM: QEMU closing its QMP socket means it
+// exited (guest poweroff, crash, quit). Within a second the VM shows
+// stopped and its runtime files are gone.
+func (m *Manager) watch(vmid int, p *proc) {
+	sub := p.mon.Subscribe("STOP", "RESUME")
+	defer sub.Close()
+	events := sub.C
+loop:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			switch ev.Name {
+			case "STOP", "RESUME":
+				m.refreshIndex(vmid)
+			}
+		case <-p.mon.Done():
+			break loop
+		}
+	}
+	m.mu.Lock()
+	closing := m.closing
+	m.mu.Unlock()
+	if closing {
+		return // the daemon is going away; the VM stays, and so do its files
+	}
+	// The socket closed: wait briefly for the process to go.
+	for i := 0; i < 50 && alive(p.pid); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if alive(p.pid) {
+		// Not ours to clean up: QEMU lives on without a monitor we can
+		// reach. Leave its files so the next start of the daemon finds it.
+		m.log.Error("QMP connection lost but QEMU still runs", "vmid", vmid, "pid", p.pid)
+		m.mu.Lock()
+		if m.running[vmid] == p {
+			delete(m.running, vmid)
+		}
+		m.mu.Unlock()
+		close(p.gone)
+		return
+	}
+	m.mu.Lock()
+	if m.running[vmid] == p {
+		delete(m.running, vmid)
+	}
+	m.mu.Unlock()
+	paths := pathsFor(m.runDir, vmid)
+	for _, f := range []string{paths.PID, paths.QMP, paths.Serial, paths.VNC} {
+		os.Remove(f)
+	}
+	close(p.gone)
+	m.refreshIndex(vmid)
+	m.log.Info("VM stopped", "vmid", vmid)
+}
+
+func (m *Manager) refreshIndex(vmid int) {
+	o, err := m.coll.Get(key(vmid))
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.setIndex(ctx, o.Value.Config, m.status(vmid))
+}
+
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie is dead for our purposes.
+	if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+		return false
+	}
+	return true
+}
+
+func (m *Manager) doStop(ctx context.Context, vmid int, l *task.Log) error {
+	p := m.proc(vmid)
+	if p == nil {
+		return nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := p.mon.Execute(qctx, "quit", nil, nil)
+	cancel()
+	if err != nil {
+		l.Printf("QMP quit failed (%v); killing pid %d", err, p.pid)
+		syscall.Kill(p.pid, syscall.SIGKILL)
+	}
+	select {
+	case <-p.gone:
+	case <-time.After(15 * time.Second):
+		syscall.Kill(p.pid, syscall.SIGKILL)
+		<-p.gone
+	}
+	l.Printf("VM %d stopped", vmid)
+	return nil
+}
+
+func (m *Manager) doShutdown(ctx context.Context, vmid int, sd api.VMShutdown, l *task.Log) error {
+	p := m.proc(vmid)
+	if p == nil {
+		return nil
+	}
+	timeout := time.Duration(sd.Timeout) * time.Second
+	if sd.Timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	if err := p.mon.Execute(ctx, "system_powerdown", nil, nil); err != nil {
+		return fmt.Errorf("QMP system_powerdown: %w", err)
+	}
+	l.Printf("ACPI power button pressed; waiting up to %s for the guest", timeout)
+	select {
+	case <-p.gone:
+		l.Printf("guest powered off")
+		return nil
+	case <-time.After(timeout):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !sd.Force && sd.Timeout != 0 {
+		return fmt.Errorf("guest did not power off within %s", timeout)
+	}
+	l.Printf("guest did not power off within %s; stopping it", timeout)
+	return m.doStop(ctx, vmid, l)
+}
+
+// Reconcile finds this node's VMs that kept running while the daemon was
+// down and attaches to them; the rest are marked stopped.
+func (m *Manager) Reconcile(ctx context.Context) {
+	for _, o := range m.coll.List() {
+		c := o.Value.Config
+		if c.Node != m.node {
+			continue
+		}
+		if o.Value.Lock == "create" {
+			// The create task died with the daemon: nothing usable was made.
+			m.log.Warn("removing VM left half-created by a crash", "vmid", c.VMID)
+			m.removeRecord(c.VMID)
+			continue
+		}
+		if err := m.attach(ctx, c.VMID, c.UUID); err != nil {
+			m.setIndex(ctx, c, "stopped")
+			continue
+		}
+		m.log.Info("found running VM", "vmid", c.VMID, "pid", m.proc(c.VMID).pid)
+	}
+}
+
+// Close drops the QMP connections; the VMs keep running.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closing = true
+	for _, p := range m.running {
+		p.mon.Close()
+	}
+}
+
+// SerialPath returns the serial console socket of a running VM.
+func (m *Manager) SerialPath(vmid int) (string, error) {
+	if m.proc(vmid) == nil {
+		return "", errs.Conflict("VM %d is not running", vmid)
+	}
+	o, _ := m.get(vmid)
+	if !o.Value.Config.Serial && o.Value.Config.VGA != "serial0" {
+		return "", errs.Conflict("VM %d has no serial port", vmid)
+	}
+	return pathsFor(m.runDir, vmid).Serial, nil
+}
+
+func procStart(pid int) time.Time {
+	st, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		return time.Now()
+	}
+	return st.ModTime()
+}
+
+// Status reports a VM's runtime state from QMP and /proc.
+func (m *Manager) Status(ctx context.Context, vmid int) (api.VMStatus, error) {
+	o, err := m.get(vmid)
+	if err != nil {
+		return api.VMStatus{}, err
+	}
+	c := o.Value.Config
+	st := api.VMStatus{VMID: vmid, Node: c.Node, MaxMem: uint64(c.Memory) << 20}
+	if c.Node != m.node {
+		return st, errs.Conflict("VM %d belongs to node %s; ask that node", vmid, c.Node)
+	}
+	st.Status = m.status(vmid)
+	p := m.proc(vmid)
+	if p == nil {
+		return st, nil
+	}
+	var qs struct {
+		Status string `json:"status"`
+	}
+	if err := p.mon.Execute(ctx, "query-status", nil, &qs); err == nil {
+		st.QMPStatus = qs.Status
+	}
+	var kvm struct {
+		Enabled bool `json:"enabled"`
+	}
+	st.Accel = "tcg"
+	if err := p.mon.Execute(ctx, "query-kvm", nil, &kvm); err == nil && kvm.Enabled {
+		st.Accel = "kvm"
+	} else {
+		st.Warning = "running under TCG software emulation: KVM is not usable on this node"
+	}
+	st.PID, st.Started = p.pid, p.started
+	st.Uptime = int64(time.Since(p.started).Seconds())
+	st.Mem = procRSS(p.pid)
+	cpuSec := procCPU(p.pid)
+	now := float64(time.Now().UnixNano()) / 1e9
+	m.mu.Lock()
+	prev := p.cpuPrev
+	p.cpuPrev = [2]float64{cpuSec, now}
+	m.mu.Unlock()
+	if prev[1] > 0 && now > prev[1] {
+		st.CPU = (cpuSec - prev[0]) / (now - prev[1]) / float64(c.Cores*c.Sockets)
+	}
+	return st, nil
+}
+
+func procRSS(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[1], 10, 64)
+	return n * uint64(os.Getpagesize())
+}
+
+// procCPU returns user+system CPU seconds of a process.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	stt, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + stt) / 100 // USER_HZ
+}
+
+var _ = filepath.Join

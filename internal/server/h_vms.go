@@ -1,0 +1,197 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/errs"
+)
+
+type VMIDParam struct {
+	VMID int `path:"vmid" minimum:"100" maximum:"999999999"`
+}
+type vmsIn struct {
+	Node string `query:"node" maxLength:"63"`
+}
+type vmsOut struct{ Body []api.VM }
+type vmOut struct {
+	ETag string `header:"ETag"`
+	Body api.VM
+}
+type vmCreateIn struct{ Body api.VMCreate }
+type vmCreatedOut struct {
+	Body struct {
+		Task string `json:"task"`
+		VMID int    `json:"vmid"`
+	}
+}
+type vmUpdateIn struct {
+	VMIDParam
+	IfMatchParam
+	Body api.VMUpdate
+}
+type vmDeleteIn struct {
+	VMIDParam
+	Purge bool `query:"purge" doc:"also remove the VM's ACL entries"`
+}
+type vmActionIn struct {
+	VMIDParam
+	Action string `path:"action" enum:"start,shutdown,stop,reboot,reset,suspend,resume"`
+	Body   *api.VMShutdown
+}
+type vmStatusOut struct{ Body api.VMStatus }
+
+// configPrivs maps the fields of an update to the privilege each needs,
+// so a user allowed to change the CD-ROM can't change the memory.
+func configPrivs(u api.VMUpdate) []string {
+	var p []string
+	add := func(cond bool, priv string) {
+		if cond {
+			p = append(p, priv)
+		}
+	}
+	add(u.Name != nil || u.Description != nil || u.Tags != nil || u.OnBoot != nil || u.Protection != nil || u.Boot != nil || u.Revert, "VM.Config.Options")
+	add(u.Cores != nil || u.Sockets != nil || u.CPU != nil, "VM.Config.CPU")
+	add(u.Memory != nil || u.Balloon != nil, "VM.Config.Memory")
+	add(u.Machine != nil || u.BIOS != nil || u.VGA != nil || u.Serial != nil, "VM.Config.HWType")
+	add(u.CDROMs != nil, "VM.Config.CDROM")
+	add(u.Nets != nil, "VM.Config.Network")
+	return p
+}
+
+func (s *Server) vmRoutes() {
+	tags := []string{"vms"}
+	vp := "/vms/{vmid}"
+	register(s, huma.Operation{OperationID: "list-vms", Method: "GET", Path: "/vms", Summary: "List VMs", Tags: tags},
+		Perm{Authenticated: true}, func(ctx context.Context, in *vmsIn) (*vmsOut, error) {
+			c := caller(ctx)
+			out := []api.VM{}
+			for _, v := range s.VMs.List(in.Node) {
+				if c.Ev.Has("/vms/"+strconv.Itoa(v.Config.VMID), "VM.Audit") {
+					out = append(out, v)
+				}
+			}
+			return &vmsOut{Body: out}, nil
+		})
+	register(s, huma.Operation{OperationID: "create-vm", Method: "POST", Path: "/vms", Summary: "Create a VM (allocates its disks in a task)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/vms", Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *vmCreateIn) (*vmCreatedOut, error) {
+			c := caller(ctx)
+			for i, d := range in.Body.Disks {
+				if d.Storage != "" && !c.Ev.Has("/storage/"+d.Storage, "Datastore.AllocateSpace") {
+					return nil, errs.Forbidden("permission denied: Datastore.AllocateSpace required on /storage/%s (disks[%d])", d.Storage, i)
+				}
+			}
+			vmid, upid, err := s.VMs.Create(ctx, in.Body, c.String())
+			if err != nil {
+				return nil, err
+			}
+			out := &vmCreatedOut{}
+			out.Body.Task, out.Body.VMID = upid, vmid
+			return out, nil
+		})
+	register(s, huma.Operation{OperationID: "get-vm-config", Method: "GET", Path: vp + "/config", Summary: "A VM's config, pending changes and lock", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*vmOut, error) {
+			v, err := s.VMs.Get(in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &vmOut{ETag: etag(v.Digest), Body: v}, nil
+		})
+	register(s, huma.Operation{OperationID: "update-vm-config", Method: "PUT", Path: vp + "/config", Summary: "Change a VM's config (pending while running where a restart is needed)", Tags: tags},
+		Perm{Authenticated: true}, func(ctx context.Context, in *vmUpdateIn) (*vmOut, error) {
+			c := caller(ctx)
+			path := "/vms/" + strconv.Itoa(in.VMID)
+			privs := configPrivs(in.Body)
+			if len(privs) == 0 {
+				return nil, errs.Invalid("body", "nothing to change")
+			}
+			if !c.Ev.Has(path, privs...) {
+				return nil, errs.Forbidden("permission denied: %v required on %s", privs, path)
+			}
+			v, err := s.VMs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body)
+			if err != nil {
+				return nil, err
+			}
+			return &vmOut{ETag: etag(v.Digest), Body: v}, nil
+		})
+	register(s, huma.Operation{OperationID: "delete-vm", Method: "DELETE", Path: vp, Summary: "Destroy a stopped VM and free its disks", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *vmDeleteIn) (*taskRefOut, error) {
+			var purge func(context.Context, int) error
+			if in.Purge {
+				purge = func(ctx context.Context, vmid int) error {
+					return s.Access.RemovePath(ctx, "/vms/"+strconv.Itoa(vmid))
+				}
+			}
+			upid, err := s.VMs.Delete(ctx, in.VMID, caller(ctx).String(), purge)
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "vm-action", Method: "POST", Path: vp + "/status/{action}", Summary: "Start, shut down, stop, reboot, reset, suspend or resume a VM", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.PowerMgmt"}}, func(ctx context.Context, in *vmActionIn) (*taskRefOut, error) {
+			sd := api.VMShutdown{Force: true}
+			if in.Body != nil {
+				sd = *in.Body
+			}
+			upid, err := s.VMs.Action(ctx, in.VMID, in.Action, caller(ctx).String(), sd)
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "get-vm-status", Method: "GET", Path: vp + "/status", Summary: "A VM's runtime status", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*vmStatusOut, error) {
+			st, err := s.VMs.Status(ctx, in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &vmStatusOut{Body: st}, nil
+		})
+	register(s, huma.Operation{OperationID: "vm-serial-websocket", Method: "GET", Path: vp + "/termwebsocket", Summary: "The VM's first serial port as a websocket byte stream", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *VMIDParam) (*huma.StreamResponse, error) {
+			sock, err := s.VMs.SerialPath(in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &huma.StreamResponse{Body: func(hctx huma.Context) {
+				r, w := humago.Unwrap(hctx)
+				bridgeUnix(r.Context(), w, r, sock, s)
+			}}, nil
+		})
+}
+
+// bridgeUnix copies bytes both ways between a websocket and a unix socket
+// (a QEMU serial port) until either side closes.
+func bridgeUnix(ctx context.Context, w http.ResponseWriter, r *http.Request, sock string, s *Server) {
+	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		s.Log.Warn("serial console: connect", "err", err)
+		http.Error(w, "console not available", http.StatusBadGateway)
+		return
+	}
+	defer conn.Close()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"binary"}})
+	if err != nil {
+		return
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+	go func() {
+		io.Copy(conn, nc)
+		cancel()
+	}()
+	io.Copy(nc, conn)
+}

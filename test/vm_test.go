@@ -1,0 +1,265 @@
+package test
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/client"
+)
+
+func needQEMU(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("SKIP reason: qemu-system-x86_64 is not installed")
+	}
+}
+
+type created struct {
+	Task string `json:"task"`
+	VMID int    `json:"vmid"`
+}
+
+func createVM(t *testing.T, c *client.Client, in api.VMCreate) (created, error) {
+	t.Helper()
+	var out created
+	_, err := c.Do(bg, "POST", "/vms", nil, in, &out)
+	return out, err
+}
+
+func waitOK(t *testing.T, c *client.Client, upid string) api.Task {
+	t.Helper()
+	tk, err := c.WaitTask(bg, upid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Status != api.TaskOK {
+		lines, _ := c.TaskLog(bg, upid, 0, 0)
+		t.Fatalf("task %s: %s %s\n%v", upid, tk.Status, tk.ExitMsg, lines)
+	}
+	return tk
+}
+
+func vmAction(t *testing.T, c *client.Client, vmid int, action string) (string, error) {
+	var ref api.TaskRef
+	_, err := c.Do(bg, "POST", fmt.Sprintf("/vms/%d/status/%s", vmid, action), nil, nil, &ref)
+	return ref.Task, err
+}
+
+func vmStatus(t *testing.T, c *client.Client, vmid int) api.VMStatus {
+	t.Helper()
+	var st api.VMStatus
+	if _, err := c.Do(bg, "GET", fmt.Sprintf("/vms/%d/status", vmid), nil, nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func waitStatus(t *testing.T, c *client.Client, vmid int, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := vmStatus(t, c, vmid)
+		if st.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VM %d: status %s, want %s", vmid, st.Status, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestVMLifecycleAndRestart(t *testing.T) {
+	needQEMU(t)
+	n := StartNode(t)
+	c := n.Admin()
+
+	// Bad input: clear 4xx, nothing created.
+	bad := []struct {
+		in    api.VMCreate
+		field string
+	}{
+		{api.VMCreate{Disks: []api.VMDisk{{Bus: "virtio", Storage: "nope", Size: "1G"}}}, "disks[0].storage"},
+		{api.VMCreate{Disks: []api.VMDisk{{Bus: "virtio", Volume: "local:100/vm-100-disk-9.qcow2"}}}, "disks[0].volume"},
+		{api.VMCreate{CDROMs: []api.VMCDROM{{Volume: "local:iso/missing.iso"}}}, "cdroms[0].volume"},
+		{api.VMCreate{Memory: 8}, "memory"},
+		{api.VMCreate{Boot: []string{"disk3"}}, "boot[0]"},
+		{api.VMCreate{VMID: 42}, "vmid"},
+	}
+	for _, b := range bad {
+		_, err := createVM(t, c, b.in)
+		var p *api.Problem
+		if !errors.As(err, &p) || p.Status != 422 || !hasField(*p, b.field) {
+			t.Errorf("create %+v: %v (want 422 on %s)", b.in, err, b.field)
+		}
+	}
+	var list []api.VM
+	c.Do(bg, "GET", "/vms", nil, nil, &list)
+	if len(list) != 0 {
+		t.Fatalf("bad creates left VMs: %+v", list)
+	}
+
+	cr, err := createVM(t, c, api.VMCreate{VMID: 100, Name: "web1", Memory: 64, Disks: []api.VMDisk{{Bus: "virtio", Storage: "local", Size: "64M"}}, CDROMs: []api.VMCDROM{{Volume: "none"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	if _, err := createVM(t, c, api.VMCreate{VMID: 100}); client.StatusOf(err) != 409 {
+		t.Fatalf("duplicate ID: %v", err)
+	}
+	var vm api.VM
+	if _, err := c.Do(bg, "GET", "/vms/100/config", nil, nil, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.Config.Disks[0].Volume != "local:100/vm-100-disk-0.qcow2" || vm.Config.UUID == "" || vm.Status != "stopped" || vm.Lock != "" {
+		t.Fatalf("created VM: %+v", vm)
+	}
+
+	upid, err := vmAction(t, c, 100, "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, upid)
+	st := vmStatus(t, c, 100)
+	if st.Status != "running" || st.PID == 0 || st.Accel == "" {
+		t.Fatalf("status after start: %+v", st)
+	}
+	if st.Accel == "tcg" && st.Warning == "" {
+		t.Fatal("TCG without a warning")
+	}
+	if _, err := vmAction(t, c, 100, "start"); client.StatusOf(err) != 409 {
+		t.Fatalf("start of a running VM: %v", err)
+	}
+	if _, err := c.Do(bg, "DELETE", "/vms/100", nil, nil, nil); client.StatusOf(err) != 409 {
+		t.Fatalf("delete of a running VM: %v", err)
+	}
+	// A change that needs a restart is pending while running.
+	if _, err := c.Do(bg, "PUT", "/vms/100/config", nil, map[string]any{"memory": 96, "description": "now"}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.Pending == nil || vm.Pending.Memory != 96 || vm.Config.Memory != 64 || vm.Config.Description != "now" {
+		t.Fatalf("pending: %+v", vm)
+	}
+	// Suspend/resume.
+	upid, _ = vmAction(t, c, 100, "suspend")
+	waitOK(t, c, upid)
+	if st := vmStatus(t, c, 100); st.Status != "paused" {
+		t.Fatalf("after suspend: %s", st.Status)
+	}
+	upid, _ = vmAction(t, c, 100, "resume")
+	waitOK(t, c, upid)
+
+	// The VM outlives the daemon, even a killed one.
+	pid := st.PID
+	n.Kill()
+	if err := exec.Command("kill", "-0", fmt.Sprint(pid)).Run(); err != nil {
+		t.Fatalf("QEMU died with the daemon: %v", err)
+	}
+	n.Start()
+	c = n.Admin()
+	st = vmStatus(t, c, 100)
+	if st.Status != "running" || st.PID != pid {
+		t.Fatalf("after daemon restart: %+v (pid was %d)", st, pid)
+	}
+	// Still controllable: stop is immediate, then the pending change applies on start.
+	upid, _ = vmAction(t, c, 100, "stop")
+	waitOK(t, c, upid)
+	waitStatus(t, c, 100, "stopped", 2*time.Second)
+	upid, _ = vmAction(t, c, 100, "start")
+	waitOK(t, c, upid)
+	vm = api.VM{}
+	c.Do(bg, "GET", "/vms/100/config", nil, nil, &vm)
+	if vm.Pending != nil || vm.Config.Memory != 96 {
+		t.Fatalf("pending not applied at start: %+v", vm)
+	}
+	// QEMU dying is noticed within a second.
+	st = vmStatus(t, c, 100)
+	exec.Command("kill", "-9", fmt.Sprint(st.PID)).Run()
+	waitStatus(t, c, 100, "stopped", 1500*time.Millisecond)
+	var res []api.Resource
+	c.Do(bg, "GET", "/cluster/resources", nil, nil, &res)
+	found := false
+	for _, r := range res {
+		found = found || (r.VMID == 100 && r.Type == "qemu" && r.Status == "stopped" && r.Name == "web1")
+	}
+	if !found {
+		t.Fatalf("resources: %+v", res)
+	}
+	// Protection, then delete frees the disks.
+	c.Do(bg, "PUT", "/vms/100/config", nil, map[string]any{"protection": true}, nil)
+	if _, err := c.Do(bg, "DELETE", "/vms/100", nil, nil, nil); client.StatusOf(err) != 409 {
+		t.Fatalf("delete protected: %v", err)
+	}
+	c.Do(bg, "PUT", "/vms/100/config", nil, map[string]any{"protection": false}, nil)
+	var ref api.TaskRef
+	if _, err := c.Do(bg, "DELETE", "/vms/100", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	if vols := contentOf(t, c, "local", "images"); len(vols) != 0 {
+		t.Fatalf("disks left after delete: %+v", vols)
+	}
+}
+
+func TestVMStartFailureKeepsConfig(t *testing.T) {
+	needQEMU(t)
+	n := StartNode(t)
+	c := n.Admin()
+	cr, err := createVM(t, c, api.VMCreate{VMID: 150, Memory: 64, BIOS: "ovmf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	// Make QEMU itself fail: a huge memory size it cannot allocate.
+	c.Do(bg, "PUT", "/vms/150/config", nil, map[string]any{"bios": "seabios", "memory": 4194304}, nil)
+	upid, _ := vmAction(t, c, 150, "start")
+	tk, _ := c.WaitTask(bg, upid)
+	if tk.Status != api.TaskFailed || !strings.Contains(tk.ExitMsg, "QEMU") {
+		t.Fatalf("start with impossible memory: %+v", tk)
+	}
+	var vm api.VM
+	c.Do(bg, "GET", "/vms/150/config", nil, nil, &vm)
+	if vm.Status != "stopped" || vm.Config.Memory != 4194304 {
+		t.Fatalf("after a failed start: %+v", vm)
+	}
+}
+
+// Ten concurrent creates all succeed: operations queue, they don't time out.
+func TestVMParallelCreates(t *testing.T) {
+	needQEMU(t)
+	n := StartNode(t)
+	c := n.Admin()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ids := map[int]bool{}
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cr, err := createVM(t, c, api.VMCreate{Memory: 64, Disks: []api.VMDisk{{Bus: "virtio", Storage: "local", Size: "16M"}}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			tk, err := c.WaitTask(bg, cr.Task)
+			if err != nil || tk.Status != api.TaskOK {
+				t.Errorf("create %d: %+v %v", cr.VMID, tk, err)
+			}
+			mu.Lock()
+			ids[cr.VMID] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(ids) != 10 {
+		t.Fatalf("got %d distinct VMs", len(ids))
+	}
+	if vols := contentOf(t, c, "local", "images"); len(vols) != 10 {
+		t.Fatalf("%d disks for 10 VMs", len(vols))
+	}
+}
