@@ -96,6 +96,16 @@ func StartNode(t testing.TB, extraEnv ...string) *Node {
 	n.Start()
 	t.Cleanup(func() {
 		n.Stop()
+		// Guests outlive the daemon by design; a test must not leave them.
+		pids, _ := filepath.Glob(filepath.Join(n.DataDir, "run", "qemu", "*.pid"))
+		for _, f := range pids {
+			if b, err := os.ReadFile(f); err == nil {
+				var pid int
+				if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 1 {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
 		if t.Failed() {
 			t.Logf("daemon output:\n%s", n.out.String())
 		}
