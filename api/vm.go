@@ -136,3 +136,10 @@ type VMShutdown struct {
 	Timeout int  `json:"timeout,omitempty" minimum:"0" maximum:"3600" doc:"seconds to wait for the guest before stopping it (default 60)"`
 	Force   bool `json:"force,omitempty" doc:"stop when the timeout passes (default true)"`
 }
+
+// VMClone clones a VM (or a template) into a new VM on the same node.
+type VMClone struct {
+	NewID int    `json:"newid,omitempty" minimum:"0" maximum:"999999999" doc:"default: next free ID"`
+	Name  string `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
+	Full  bool   `json:"full,omitempty" doc:"full copy; the default for a VM that is not a template. Templates clone linked where the storage can"`
+}

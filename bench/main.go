@@ -152,7 +152,7 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("store writes: %w", err)
 	}
 
-	r.finished = time.Now()
+	r.finished, r.loadEnd = time.Now(), loadAvg()
 	if err := r.write(cfg.out); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

@@ -31,6 +31,7 @@ type report struct {
 	memSeeded    memInfo     // seeded node, idle, before the read load
 	memAfterLoad memInfo     // seeded node right after the read load
 	storeDBBytes int64       // bbolt file size of the seeded node
+	loadEnd      string      // 1-minute load average when the run ended
 	breakdown    breakdown
 	reads        readResult
 	storeWrites  []writeResult
@@ -46,6 +47,7 @@ type machine struct {
 	tmpFS    string
 	goVer    string
 	commit   string
+	load     string // 1-minute load average when the run started
 }
 
 func describeMachine(tmp string) machine {
@@ -63,6 +65,7 @@ func describeMachine(tmp string) machine {
 		m.kernel = strings.TrimSpace(string(b))
 	}
 	m.tmpFS = fsType(tmp)
+	m.load = loadAvg()
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.commit = strings.TrimSpace(string(out))
 		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
@@ -70,6 +73,16 @@ func describeMachine(tmp string) machine {
 		}
 	}
 	return m
+}
+
+// loadAvg is the 1-minute load average: other work on the machine
+// inflates every figure, so the report records how busy it was.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
 
 // procField returns the value of the first "key : value" line in a /proc file.
@@ -139,7 +152,8 @@ func (r *report) header(b *strings.Builder) {
 	fmt.Fprintf(b, "| Kernel | %s |\n", m.kernel)
 	fmt.Fprintf(b, "| Memory | %s |\n", m.memTotal)
 	fmt.Fprintf(b, "| Data dirs on | %s (etcd fsyncs hit this file system) |\n", m.tmpFS)
-	fmt.Fprintf(b, "| Go | %s |\n\n", m.goVer)
+	fmt.Fprintf(b, "| Go | %s |\n", m.goVer)
+	fmt.Fprintf(b, "| Load average (1 min) | %s before the run, %s at its end (which includes the bench itself) |\n\n", m.load, r.loadEnd)
 	fmt.Fprintf(b, "> **These machines are noisy.** Shared virtual CPUs and disks drift by tens of percent between runs, "+
 		"and the load generator shares the %d CPUs with the daemon. Compare a figure with its anchor from the same run "+
 		"(the ratio columns) rather than with absolute figures from another run or machine.\n\n", m.cpus)
@@ -152,8 +166,8 @@ func (r *report) summary(b *strings.Builder) {
 			continue
 		}
 		p99 := run.s.pct(99)
-		fmt.Fprintf(b, "| `GET /cluster/resources` p99 < %s with %s guests, %d concurrent client(s) | %s | %s |\n",
-			msShort(targetP99), thousands(r.cfg.guests), run.concurrency, ms(p99), yesNo(p99 < targetP99))
+		fmt.Fprintf(b, "| `GET /cluster/resources` p99 < %s with %s guests, %s | %s | %s |\n",
+			msShort(targetP99), thousands(r.cfg.guests), plural(run.concurrency, "client"), ms(p99), yesNo(p99 < targetP99))
 	}
 	rss := r.freshIdleMem().RSS * 1024
 	fmt.Fprintf(b, "| Idle RSS of a fresh daemon < 80 MB, %s after start (median of %d) | %s | %s |\n", r.cfg.idle, len(r.fresh.mems), mb(rss), yesNo(rss < targetIdleRSSB))
@@ -302,6 +316,14 @@ func yesNo(ok bool) string {
 		return "yes"
 	}
 	return "**no**"
+}
+
+// plural is "1 client" or "4 concurrent clients".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d concurrent %ss", n, noun)
 }
 
 func orIdentity(enc string) string {

@@ -263,3 +263,71 @@ func TestVMParallelCreates(t *testing.T) {
 		t.Fatalf("%d disks for 10 VMs", len(vols))
 	}
 }
+
+// A template and ten concurrent linked clones: all succeed, sharing the base.
+func TestVMTemplateAndParallelClones(t *testing.T) {
+	needQEMU(t)
+	n := StartNode(t)
+	c := n.Admin()
+	cr, err := createVM(t, c, api.VMCreate{VMID: 900, Name: "tpl", Memory: 64, Disks: []api.VMDisk{{Bus: "virtio", Storage: "local", Size: "256M"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	// A full clone of a plain VM.
+	var full created
+	if _, err := c.Do(bg, "POST", "/vms/900/clone", nil, api.VMClone{NewID: 950}, &full); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, full.Task)
+	var ref api.TaskRef
+	if _, err := c.Do(bg, "POST", "/vms/900/template", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	var tpl api.VM
+	c.Do(bg, "GET", "/vms/900/config", nil, nil, &tpl)
+	if !tpl.Config.Template || tpl.Config.Disks[0].Volume != "local:900/base-900-disk-0.qcow2" {
+		t.Fatalf("template: %+v", tpl.Config)
+	}
+	if _, err := vmAction(t, c, 900, "start"); client.StatusOf(err) != 409 {
+		t.Fatalf("start a template: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cl created
+			if _, err := c.Do(bg, "POST", "/vms/900/clone", nil, api.VMClone{NewID: 1000 + i}, &cl); err != nil {
+				errs <- err
+				return
+			}
+			tk, err := c.WaitTask(bg, cl.Task)
+			if err != nil || tk.Status != api.TaskOK {
+				errs <- fmt.Errorf("clone %d: %+v %v", 1000+i, tk, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	vols := contentOf(t, c, "local", "images")
+	linked := 0
+	for _, v := range vols {
+		if v.Parent == "local:900/base-900-disk-0.qcow2" {
+			linked++
+		}
+	}
+	if linked != 10 {
+		t.Fatalf("%d linked clones of the base, want 10: %+v", linked, vols)
+	}
+	var clone api.VM
+	c.Do(bg, "GET", "/vms/1003/config", nil, nil, &clone)
+	if clone.Config.Name != "tpl-clone" || clone.Config.UUID == tpl.Config.UUID || clone.Config.Template {
+		t.Fatalf("clone config: %+v", clone.Config)
+	}
+}

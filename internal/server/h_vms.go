@@ -195,3 +195,34 @@ func bridgeUnix(ctx context.Context, w http.ResponseWriter, r *http.Request, soc
 	}()
 	io.Copy(nc, conn)
 }
+
+type vmCloneIn struct {
+	VMIDParam
+	Body api.VMClone
+}
+
+func (s *Server) vmTemplateRoutes() {
+	tags := []string{"vms"}
+	vp := "/vms/{vmid}"
+	register(s, huma.Operation{OperationID: "vm-template", Method: "POST", Path: vp + "/template", Summary: "Turn a stopped VM into a template", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *VMIDParam) (*taskRefOut, error) {
+			upid, err := s.VMs.Template(ctx, in.VMID, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "vm-clone", Method: "POST", Path: vp + "/clone", Summary: "Clone a VM or template into a new VM", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Clone"}}, func(ctx context.Context, in *vmCloneIn) (*vmCreatedOut, error) {
+			if !caller(ctx).Ev.Has("/vms", "VM.Allocate") && (in.Body.NewID == 0 || !caller(ctx).Ev.Has("/vms/"+strconv.Itoa(in.Body.NewID), "VM.Allocate")) {
+				return nil, errs.Forbidden("permission denied: VM.Allocate required on /vms to create the clone")
+			}
+			newid, upid, err := s.VMs.Clone(ctx, in.VMID, in.Body, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			out := &vmCreatedOut{}
+			out.Body.Task, out.Body.VMID = upid, newid
+			return out, nil
+		})
+}

@@ -10,4 +10,5 @@ func (s *Server) routes() {
 	s.taskRoutes()
 	s.storageRoutes()
 	s.vmRoutes()
+	s.vmTemplateRoutes()
 }

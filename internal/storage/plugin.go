@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,3 +153,19 @@ func VMIDFromName(name string) int {
 
 // Now is the clock for creation times (tests may fix it).
 var Now = func() time.Time { return time.Now().UTC() }
+
+// Baser is implemented by pools that can turn a guest disk into a base
+// volume (a template's disk, "base-<vmid>-disk-<n>"), from which linked
+// clones are made. The rename is what makes the disk's role visible to
+// every later operation: the pools refuse linked clones from anything else.
+type Baser interface {
+	MakeBase(ctx context.Context, name string) (api.Volume, error)
+}
+
+// BaseName returns the base- name of a vm- disk file name.
+func BaseName(file string) (string, bool) {
+	if rest, ok := strings.CutPrefix(file, "vm-"); ok {
+		return "base-" + rest, true
+	}
+	return "", false
+}

@@ -17,21 +17,23 @@
 # packages that go into the guest are fetched with `apt-get download` and
 # unpacked with `dpkg-deb -x`, never installed.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin" LC_ALL=C
+
+log() { echo "guest/build.sh: $*" >&2; }
+skip() { echo "SKIP reason: $*" >&2; exit 77; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 out=${1:-$here/out}
-mkdir -p "$out"
+mkdir -p "$out" 2>/dev/null || skip "cannot create the guest output directory $out"
 out=$(cd "$out" && pwd)
+[ -w "$out" ] || skip "the guest output directory $out is not writable"
 
 outputs=(guest.iso disk.raw vmlinuz initrd.gz cmdline)
 # Kernel command line, used by isolinux and written to OUTDIR/cmdline for
 # direct kernel boot (-kernel/-initrd/-append).
 CMDLINE="console=ttyS0,115200 quiet"
-
-log() { echo "guest/build.sh: $*" >&2; }
-skip() { echo "SKIP reason: $*" >&2; exit 77; }
-is_root() { [ "$(id -u)" -eq 0 ]; }
 
 fresh() {
   local f
@@ -120,13 +122,21 @@ done
 #   crc64_rocksoft_generic
 modules=(button evdev virtio_pci virtio_blk virtio_scsi sd_mod ata_piix ahci
   crc32c_generic ext4 crct10dif_generic crc64_rocksoft_generic)
-"$bb" depmod -b "$x" "$kver"
-declare -A want=()
-for m in "${modules[@]}"; do
-  line=$(grep -E "/${m//_/[_-]}\.ko:" "$kmods/modules.dep") ||
+# Resolve dependencies from each module's own modinfo "depends=" (modules.dep
+# is made by the package's postinst, which we do not run).
+declare -A want=() seen=()
+need_module() {
+  local m=${1//-/_} path dep
+  [[ -z ${seen[$m]:-} ]] || return 0
+  seen[$m]=1
+  path=$(grep -E "/${m//_/[_-]}\.ko\$" "$kmods/modules.order") ||
     { log "module $m not found in $kernel_pkg"; exit 1; }
-  for f in ${line//:/}; do want[$f]=1; done
-done
+  want[$path]=1
+  for dep in $(tr '\0' '\n' <"$kmods/$path" | sed -n 's/^depends=//p' | tr ',' ' '); do
+    need_module "$dep"
+  done
+}
+for m in "${modules[@]}"; do need_module "$m"; done
 mdir="$root/lib/modules/$kver"
 for f in "${!want[@]}"; do
   mkdir -p "$mdir/$(dirname "$f")"

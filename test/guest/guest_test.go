@@ -57,10 +57,16 @@ func TestBootPingPowerdown(t *testing.T) {
 				t.Errorf("guest did not report mounting %s:\n%s", tc.disk, vm.output())
 			}
 
+			// Input echo is off and kernel messages are kept off the line:
+			// the very next line is the answer.
 			vm.send(t, "ping")
-			vm.waitLine(t, "pong", 10*time.Second)
+			if got := vm.nextLine(t, 10*time.Second); got != "pong" {
+				t.Errorf("answer to ping = %q, want %q", got, "pong")
+			}
 			vm.send(t, "echo hello")
-			vm.waitLine(t, "hello", 10*time.Second)
+			if got := vm.nextLine(t, 10*time.Second); got != "hello" {
+				t.Errorf("answer to echo hello = %q, want %q", got, "hello")
+			}
 			if tc.disk != "" {
 				vm.send(t, "cat /mnt/disk/README")
 				vm.waitLine(t, DiskReadme, 10*time.Second)
@@ -227,6 +233,21 @@ func (vm *testVM) waitLine(t *testing.T, want string, timeout time.Duration) tim
 			t.Fatalf("no line %q on the serial console within %v", want, timeout)
 		}
 	}
+}
+
+// nextLine returns the next serial line.
+func (vm *testVM) nextLine(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case line, ok := <-vm.lines:
+		if !ok {
+			t.Fatal("serial console closed")
+		}
+		return line
+	case <-time.After(timeout):
+		t.Fatalf("no line on the serial console within %v", timeout)
+	}
+	return ""
 }
 
 func (vm *testVM) send(t *testing.T, line string) {

@@ -63,9 +63,11 @@ func IsLifecycleEvent(name string) bool {
 // would leave the driver with a wrong VM state. Dropped counts losses; a
 // consumer that sees it grow should re-read the state (Monitor.Status).
 //
-// C is closed after the last queued event once the monitor has ended (so a
+// Events arrive on C in the order QEMU sent them (less any dropped). C is
+// closed after the last queued event once the monitor has ended (so a
 // SHUTDOWN sent just before QEMU exits is still delivered), or promptly
-// after Close.
+// after Close. Callers must Close subscriptions they stop reading, or the
+// delivery goroutine lingers until the monitor ends.
 type Subscription struct {
 	C <-chan Event
 

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -435,7 +438,7 @@ func TestFakeExecuteErrors(t *testing.T) {
 				if !errors.As(err, &qerr) || qerr.Class != ClassDeviceNotFound {
 					t.Errorf("err = %v, want *Error DeviceNotFound", err)
 				}
-				if want := "qmp cmd: qmp: DeviceNotFound: Device 'x' not found"; err.Error() != want {
+				if want := "qmp cmd: DeviceNotFound: Device 'x' not found"; err.Error() != want {
 					t.Errorf("message %q, want %q", err, want)
 				}
 			},
@@ -505,7 +508,7 @@ func TestFakeExecuteErrors(t *testing.T) {
 // TestFakeLargeReply: query-* replies can be megabytes on one line.
 func TestFakeLargeReply(t *testing.T) {
 	m, f := startFake(t)
-	big := strings.Repeat("x", 8<<20)
+	big := strings.Repeat("x", 2<<20) // far past any line-scanner default
 	go func() {
 		c := f.recv()
 		f.reply(c.ID, map[string]string{"blob": big})
@@ -572,4 +575,110 @@ func TestFakeQuit(t *testing.T) {
 			t.Fatalf("Quit = %v, want DeadlineExceeded", err)
 		}
 	})
+}
+
+// gatedConn holds the monitor's reader before its next Read while held is
+// set, so that data QEMU sent stays in the kernel's socket buffer.
+type gatedConn struct {
+	net.Conn
+	held    atomic.Bool
+	release chan struct{}
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	if c.held.Load() {
+		<-c.release
+	}
+	return c.Conn.Read(p)
+}
+
+// TestFakeLastWordsAfterWriteError: when a command cannot be written
+// because QEMU has exited, what QEMU sent before exiting (typically the
+// SHUTDOWN event) must still be delivered: a regression test for closing
+// the connection on a write error, which discarded the unread buffer.
+func TestFakeLastWordsAfterWriteError(t *testing.T) {
+	dir, err := os.MkdirTemp("", "qmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ln, err := net.Listen("unix", filepath.Join(dir, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *fakeQMP, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+			close(accepted)
+			return
+		}
+		f := &fakeQMP{t: t, conn: conn, dec: json.NewDecoder(conn)}
+		f.send(greeting)
+		c := f.recv()
+		f.reply(c.ID, struct{}{})
+		accepted <- f
+	}()
+	raw, err := net.Dial("unix", filepath.Join(dir, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &gatedConn{Conn: raw, release: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := NewMonitor(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	f := <-accepted
+	sub := m.Subscribe()
+
+	conn.held.Store(true)
+	f.send(`{"event": "FIRST"}`) // the reader, already in Read, takes this one
+	if ev := <-sub.C; ev.Name != "FIRST" {
+		t.Fatalf("got %s", ev.Name)
+	}
+	f.send(`{"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}`)
+	f.conn.Close()
+
+	result := make(chan error, 1)
+	go func() { result <- m.Execute(ctx, "query-status", nil, nil) }()
+	time.Sleep(50 * time.Millisecond) // let the write fail with EPIPE
+	close(conn.release)
+
+	if err := <-result; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Execute = %v, want ErrClosed", err)
+	}
+	if ev, ok := <-sub.C; !ok || ev.Name != EventShutdown {
+		t.Fatalf("got %+v, %v; want the SHUTDOWN sent before exit", ev, ok)
+	}
+	if err := m.Err(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Err = %v, want the EOF cause", err)
+	}
+}
+
+// TestFakePartialWrite: a write abandoned halfway leaves half a command on
+// the stream; nothing sent after it could be trusted, so the monitor ends.
+func TestFakePartialWrite(t *testing.T) {
+	m, f := startFake(t)
+	go func() {
+		buf := make([]byte, 5)
+		io.ReadFull(f.conn, buf) // then stop reading
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := m.Execute(ctx, "query-status", nil, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Execute = %v, want DeadlineExceeded", err)
+	}
+	select {
+	case <-m.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("monitor still open after a partial write")
+	}
+	if err := m.Err(); !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "interrupted after 5 of") {
+		t.Fatalf("Err = %v", err)
+	}
 }

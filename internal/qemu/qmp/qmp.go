@@ -14,6 +14,11 @@
 // when the first client disconnects, so Dial must be given a context with a
 // deadline. Reconnecting after a daemon restart works because the old
 // connection died with the old process.
+//
+// When QEMU exits, Done fires after everything it sent has been read, so
+// subscribers see the SHUTDOWN event (with its guest/host reason) first if
+// QEMU got to send one; a crash or SIGKILL sends none. Treat Done, not
+// SHUTDOWN, as the sign that the process is gone.
 package qmp
 
 import (
@@ -24,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,7 +59,8 @@ type Error struct {
 	Desc  string `json:"desc"`
 }
 
-func (e *Error) Error() string { return "qmp: " + e.Class + ": " + e.Desc }
+// Error reads "Class: Desc"; Execute's wrapping adds "qmp COMMAND: ".
+func (e *Error) Error() string { return e.Class + ": " + e.Desc }
 
 // Version is a QEMU version as reported in the greeting and by query-version.
 type Version struct {
@@ -139,7 +146,7 @@ type response struct {
 	err *Error
 }
 
-type command struct {
+type commandMsg struct {
 	Execute   string `json:"execute"`
 	Arguments any    `json:"arguments,omitempty"`
 	ID        string `json:"id"`
@@ -249,7 +256,7 @@ func (m *Monitor) Execute(ctx context.Context, command string, args, result any)
 		return fmt.Errorf("qmp %s: %w", command, err)
 	}
 	id := "corral-" + strconv.FormatUint(m.nextID.Add(1), 10)
-	line, err := json.Marshal(commandMsg(command, args, id))
+	line, err := json.Marshal(commandMsg{Execute: command, Arguments: args, ID: id})
 	if err != nil {
 		return fmt.Errorf("qmp %s: encoding arguments: %w", command, err)
 	}
@@ -294,10 +301,6 @@ func (m *Monitor) Execute(ctx context.Context, command string, args, result any)
 	return nil
 }
 
-func commandMsg(name string, args any, id string) command {
-	return command{Execute: name, Arguments: args, ID: id}
-}
-
 func (m *Monitor) forget(id string) {
 	m.mu.Lock()
 	delete(m.pending, id)
@@ -309,9 +312,7 @@ var longAgo = time.Unix(1, 0)
 
 // send writes one command line. Writes are serialised so lines never
 // interleave; a caller waiting for its turn, or blocked because QEMU is not
-// reading, can leave when ctx ends. A write cut off after some bytes left a
-// partial command on the stream, which cannot be recovered, so that closes
-// the monitor.
+// reading, can leave when ctx ends.
 func (m *Monitor) send(ctx context.Context, line []byte) error {
 	select {
 	case m.wsem <- struct{}{}:
@@ -332,15 +333,27 @@ func (m *Monitor) send(ctx context.Context, line []byte) error {
 		<-fired // don't let the past deadline leak to the next writer
 		m.conn.SetWriteDeadline(time.Time{})
 	}
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if n == 0 && ctx.Err() != nil {
+	case errors.Is(err, os.ErrDeadlineExceeded) && n == 0:
+		return ctx.Err() // we interrupted the write before it began
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// A partial command on the stream cannot be taken back.
+		m.fail(fmt.Errorf("command write interrupted after %d of %d bytes: %w", n, len(line), ctx.Err()))
+		<-m.done
 		return ctx.Err()
 	}
-	m.fail(fmt.Errorf("writing command: %w", err))
-	<-m.done
-	return m.Err()
+	// The peer is gone (EPIPE, ECONNRESET) or Close was called. Closing the
+	// conn here would throw away what QEMU sent before exiting (typically the
+	// SHUTDOWN event), so let the reader drain it and end the monitor.
+	m.log.Debug("qmp: write failed, waiting for the reader to finish", "err", err)
+	select {
+	case <-m.done:
+		return m.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // readLoop is the only reader of conn. It routes replies to the waiting
@@ -353,6 +366,9 @@ func (m *Monitor) readLoop() {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			readErr = err
+			if !hangup(err) {
+				readErr = fmt.Errorf("reading: %w", err)
+			}
 			break
 		}
 		var msg message
@@ -363,7 +379,7 @@ func (m *Monitor) readLoop() {
 		}
 		if !greeted {
 			if msg.QMP == nil {
-				readErr = fmt.Errorf("expected greeting, got %s", truncate(raw))
+				readErr = fmt.Errorf("protocol error: expected greeting, got %s", truncate(raw))
 				break
 			}
 			greeted = true
@@ -423,10 +439,10 @@ func (m *Monitor) finish(readErr error) {
 		m.err = ErrClosed
 	case m.cause != nil:
 		m.err = fmt.Errorf("%w: %w", ErrClosed, m.cause)
-	case errors.Is(readErr, io.EOF), errors.Is(readErr, syscall.ECONNRESET):
+	case hangup(readErr):
 		m.err = fmt.Errorf("%w: QEMU closed the connection: %w", ErrClosed, readErr)
 	default:
-		m.err = fmt.Errorf("%w: reading: %w", ErrClosed, readErr)
+		m.err = fmt.Errorf("%w: %w", ErrClosed, readErr)
 	}
 	m.pending = nil
 	subs := m.subs
@@ -436,6 +452,12 @@ func (m *Monitor) finish(readErr error) {
 	for s := range subs {
 		s.end()
 	}
+}
+
+// hangup reports whether err means QEMU went away: it exited (EOF), or was
+// killed with commands unread (ECONNRESET), or died mid-message.
+func hangup(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func truncate(raw []byte) string {

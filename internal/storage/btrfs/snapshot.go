@@ -153,3 +153,29 @@ func (p *Pool) Clone(ctx context.Context, src string, vmid int, linked bool) (ap
 	}
 	return p.describe(ng)
 }
+
+// MakeBase renames a disk's subvolume from vm-… to base-… (never over an
+// existing one) and makes it read-only: clones snapshot it, nothing writes it.
+func (p *Pool) MakeBase(ctx context.Context, name string) (api.Volume, error) {
+	g, err := p.mustGuest(name, "make base")
+	if err != nil {
+		return api.Volume{}, err
+	}
+	base, ok := storage.BaseName(g.stem)
+	if !ok {
+		return api.Volume{}, errs.Invalid("volume", "%s is not a vm- disk", name)
+	}
+	dst := filepath.Join(filepath.Dir(g.subvol), base)
+	if err := claimRename(g.subvol, dst); err != nil {
+		return api.Volume{}, err
+	}
+	newName := strconv.Itoa(g.owner) + "/" + base
+	if g.format == api.FormatRaw {
+		newName += ".raw"
+	}
+	ng, _, err := p.guest(newName)
+	if err != nil {
+		return api.Volume{}, err
+	}
+	return p.describe(ng)
+}

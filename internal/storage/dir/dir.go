@@ -596,3 +596,30 @@ func (p *Pool) Export(ctx context.Context, name string, w io.Writer) error {
 	_, err = io.Copy(w, f)
 	return err
 }
+
+// MakeBase renames vm-<id>-disk-<n> to base-<id>-disk-<n> without
+// replacing anything (link, then unlink) and makes it read-only.
+func (p *Pool) MakeBase(ctx context.Context, name string) (api.Volume, error) {
+	path, err := p.Abs(name)
+	if err != nil {
+		return api.Volume{}, err
+	}
+	dirName, file := filepath.Split(name)
+	base, ok := storage.BaseName(file)
+	if !ok {
+		return api.Volume{}, errs.Invalid("volume", "%s is not a vm- disk", name)
+	}
+	dst := filepath.Join(filepath.Dir(path), base)
+	if err := os.Link(path, dst); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return api.Volume{}, storage.ErrExists
+		}
+		return api.Volume{}, fmt.Errorf("make base: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		os.Remove(dst)
+		return api.Volume{}, fmt.Errorf("make base: %w", err)
+	}
+	os.Chmod(dst, 0o444)
+	return p.describe(ctx, dirName+base)
+}
