@@ -227,9 +227,7 @@ func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int
 		}
 		l.Printf("VM %d created", c.VMID)
 		if in.Start {
-			unlock()
-			defer m.lock(c.VMID)()
-			return m.doStart(tctx, c.VMID, l)
+			return m.doStart(tctx, c.VMID, l) // still under the VM's lock
 		}
 		return nil
 	})

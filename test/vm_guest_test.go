@@ -1,0 +1,146 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/client"
+	"github.com/corral-project/corral/test/guest"
+)
+
+// serialConsole opens a VM's serial console websocket as a stream.
+func serialConsole(t *testing.T, n *Node, c *client.Client, vmid int) (*bufio.Reader, func(string), func()) {
+	t.Helper()
+	tk, _ := c.Ticket()
+	u := strings.Replace(n.URL, "https://", "wss://", 1) + fmt.Sprintf("/api/v1/vms/%d/termwebsocket", vmid)
+	ctx, cancel := context.WithCancel(bg)
+	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + tk}},
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("console websocket: %v", err)
+	}
+	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+	send := func(s string) {
+		if _, err := nc.Write([]byte(s + "\n")); err != nil {
+			t.Fatalf("console write: %v", err)
+		}
+	}
+	return bufio.NewReader(nc), send, func() { nc.Close(); cancel() }
+}
+
+// expect reads lines until one contains want.
+func expect(t *testing.T, r *bufio.Reader, want string, within time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				done <- err
+				return
+			}
+			if strings.Contains(line, want) {
+				done <- nil
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("console ended before %q: %v", want, err)
+		}
+	case <-time.After(within):
+		t.Fatalf("no %q on the console within %s", want, within)
+	}
+}
+
+// TestVMBootsTestGuest boots the Debian-kernel test guest through the API
+// under TCG, talks to it on the serial console websocket, and shuts it
+// down through ACPI.
+func TestVMBootsTestGuest(t *testing.T) {
+	needQEMU(t)
+	dir := guest.Build(t)
+	n := StartNode(t)
+	c := n.Admin()
+	f, err := os.Open(filepath.Join(dir, guest.ISO))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := c.Do(bg, "POST", "/nodes/n1/storage/local/upload", url.Values{"content": {"iso"}, "filename": {"guest.iso"}}, f, nil,
+		client.WithHeader("Content-Type", "application/octet-stream")); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := createVM(t, c, api.VMCreate{VMID: 100, Name: "guest", Memory: 256, Machine: "pc",
+		CDROMs: []api.VMCDROM{{Volume: "local:iso/guest.iso"}}, Boot: []string{"cdrom0"},
+		Disks: []api.VMDisk{{Bus: "virtio", Storage: "local", Size: "64M"}}, Start: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	start := time.Now()
+	r, send, closeConsole := serialConsole(t, n, c, 100)
+	defer closeConsole()
+	// The guest may have printed its ready line before we connected: ping
+	// until it answers.
+	deadline := time.Now().Add(90 * time.Second)
+	got := make(chan struct{})
+	go func() {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.TrimSpace(line) == "pong" {
+				close(got)
+				return
+			}
+		}
+	}()
+	for ok := false; !ok; {
+		send("ping")
+		select {
+		case <-got:
+			ok = true
+		case <-time.After(2 * time.Second):
+			if time.Now().After(deadline) {
+				t.Fatal("the guest never answered ping on the serial console")
+			}
+		}
+	}
+	t.Logf("guest answered after %s", time.Since(start).Round(time.Millisecond))
+	send("echo corral-$((6*7))")
+	expect(t, r, "corral-42", 10*time.Second)
+
+	// ACPI shutdown: the guest powers itself off, the VM shows stopped.
+	var ref api.TaskRef
+	if _, err := c.Do(bg, "POST", "/vms/100/status/shutdown", nil, api.VMShutdown{Timeout: 60}, &ref); err != nil {
+		t.Fatal(err)
+	}
+	tk := waitOK(t, c, ref.Task)
+	lines, _ := c.TaskLog(bg, tk.ID, 0, 0)
+	poweredOff := false
+	for _, l := range lines {
+		poweredOff = poweredOff || strings.Contains(l.Text, "guest powered off")
+	}
+	if !poweredOff {
+		t.Fatalf("shutdown did not come from the guest: %+v", lines)
+	}
+	waitStatus(t, c, 100, "stopped", 2*time.Second)
+}
