@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -178,6 +179,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	if ready != nil {
 		ready()
 	}
+	// Start-up (etcd recovery, certificates, the KVM probe) leaves garbage
+	// an idle daemon would hold for two minutes until Go's periodic GC.
+	debug.FreeOSMemory()
 
 	select {
 	case <-ctx.Done():
