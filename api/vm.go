@@ -143,3 +143,20 @@ type VMClone struct {
 	Name  string `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
 	Full  bool   `json:"full,omitempty" doc:"full copy; the default for a VM that is not a template. Templates clone linked where the storage can"`
 }
+
+// VMSnapshot is one node of a VM's snapshot tree.
+type VMSnapshot struct {
+	Name        string    `json:"name" minLength:"1" maxLength:"40" pattern:"^[A-Za-z][A-Za-z0-9_-]*$"`
+	Description string    `json:"description,omitempty" maxLength:"1024"`
+	Parent      string    `json:"parent,omitempty" readOnly:"true"`
+	Time        time.Time `json:"time" readOnly:"true"`
+	VMState     bool      `json:"vmstate" readOnly:"true" doc:"includes RAM: taken while running; rolling back resumes the VM where it was"`
+	Current     bool      `json:"current,omitempty" readOnly:"true" doc:"the VM's state derives from this snapshot"`
+}
+
+// VMSnapshotCreate takes a snapshot. A running VM's snapshot always holds
+// its RAM too (QEMU snapshot-save); a stopped VM's holds the disks.
+type VMSnapshotCreate struct {
+	Name        string `json:"name" minLength:"1" maxLength:"40" pattern:"^[A-Za-z][A-Za-z0-9_-]*$"`
+	Description string `json:"description,omitempty" maxLength:"1024"`
+}

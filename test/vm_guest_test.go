@@ -128,8 +128,38 @@ func TestVMBootsTestGuest(t *testing.T) {
 	send("echo corral-$((6*7))")
 	expect(t, r, "corral-42", 10*time.Second)
 
-	// ACPI shutdown: the guest powers itself off, the VM shows stopped.
+	// A snapshot of the running VM keeps its RAM: after changing it and
+	// rolling back, the guest remembers the old value.
+	send("echo before > /tmp/marker && echo marked")
+	expect(t, r, "marked", 10*time.Second)
 	var ref api.TaskRef
+	if _, err := c.Do(bg, "POST", "/vms/100/snapshot", nil, api.VMSnapshotCreate{Name: "live"}, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	send("echo after > /tmp/marker && echo remarked")
+	expect(t, r, "remarked", 10*time.Second)
+	closeConsole()
+	if _, err := c.Do(bg, "POST", "/vms/100/snapshot/live/rollback", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	waitStatus(t, c, 100, "running", 5*time.Second)
+	r, send, closeConsole = serialConsole(t, n, c, 100)
+	defer closeConsole()
+	send("cat /tmp/marker")
+	expect(t, r, "before", 20*time.Second)
+	var snaps []api.VMSnapshot
+	c.Do(bg, "GET", "/vms/100/snapshot", nil, nil, &snaps)
+	if len(snaps) != 1 || !snaps[0].VMState || !snaps[0].Current {
+		t.Fatalf("snapshots: %+v", snaps)
+	}
+	if _, err := c.Do(bg, "DELETE", "/vms/100/snapshot/live", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+
+	// ACPI shutdown: the guest powers itself off, the VM shows stopped.
 	if _, err := c.Do(bg, "POST", "/vms/100/status/shutdown", nil, api.VMShutdown{Timeout: 60}, &ref); err != nil {
 		t.Fatal(err)
 	}

@@ -190,6 +190,26 @@ func TestVMLifecycleAndRestart(t *testing.T) {
 	if !found {
 		t.Fatalf("resources: %+v", res)
 	}
+	// Offline snapshots go through the storage; a duplicate name is refused.
+	var sref api.TaskRef
+	if _, err := c.Do(bg, "POST", "/vms/100/snapshot", nil, api.VMSnapshotCreate{Name: "cold"}, &sref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, sref.Task)
+	if _, err := c.Do(bg, "POST", "/vms/100/snapshot", nil, api.VMSnapshotCreate{Name: "cold"}, nil); client.StatusOf(err) != 409 {
+		t.Fatalf("duplicate snapshot: %v", err)
+	}
+	c.Do(bg, "PUT", "/vms/100/config", nil, map[string]any{"memory": 128}, nil)
+	c.Do(bg, "POST", "/vms/100/snapshot/cold/rollback", nil, nil, &sref)
+	waitOK(t, c, sref.Task)
+	vm = api.VM{}
+	c.Do(bg, "GET", "/vms/100/config", nil, nil, &vm)
+	if vm.Config.Memory != 96 {
+		t.Fatalf("rollback did not restore the config: memory %d", vm.Config.Memory)
+	}
+	c.Do(bg, "DELETE", "/vms/100/snapshot/cold", nil, nil, &sref)
+	waitOK(t, c, sref.Task)
+
 	// Protection, then delete frees the disks.
 	c.Do(bg, "PUT", "/vms/100/config", nil, map[string]any{"protection": true}, nil)
 	if _, err := c.Do(bg, "DELETE", "/vms/100", nil, nil, nil); client.StatusOf(err) != 409 {

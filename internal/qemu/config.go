@@ -22,6 +22,10 @@ type record struct {
 	Config  api.VMConfig  `json:"config"`
 	Pending *api.VMConfig `json:"pending,omitempty"`
 	Lock    string        `json:"lock,omitempty"`
+	// Snapshots form a tree through their Parent; Current is the one the
+	// VM's present state derives from.
+	Snapshots []snap `json:"snapshots,omitempty"`
+	Current   string `json:"current,omitempty"`
 }
 
 var bootRe = regexp.MustCompile(`^(disk|cdrom|net)([0-9]|[12][0-9]|3[01])$`)

@@ -511,6 +511,11 @@ func (m *Manager) qmp(ctx context.Context, vmid int, cmd string, l *task.Log) er
 
 // doStart applies pending changes and launches QEMU.
 func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
+	return m.start(ctx, vmid, l, "")
+}
+
+// start launches QEMU; loadvm names a snapshot with RAM to resume from.
+func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm string) error {
 	if m.proc(vmid) != nil {
 		return fmt.Errorf("VM %d is already running", vmid)
 	}
@@ -568,6 +573,9 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 		os.Remove(f)
 	}
 	args := BuildArgs(c, paths, r)
+	if loadvm != "" {
+		args = append(args, "-loadvm", loadvm)
+	}
 	l.Printf("starting QEMU: %s %s", Binary, strings.Join(args, " "))
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

@@ -226,3 +226,50 @@ func (s *Server) vmTemplateRoutes() {
 			return out, nil
 		})
 }
+
+type vmSnapIn struct {
+	VMIDParam
+	Body api.VMSnapshotCreate
+}
+type vmSnapNameIn struct {
+	VMIDParam
+	Name string `path:"name" maxLength:"40"`
+}
+type vmSnapsOut struct{ Body []api.VMSnapshot }
+
+func (s *Server) vmSnapshotRoutes() {
+	tags := []string{"vms"}
+	vp := "/vms/{vmid}"
+	register(s, huma.Operation{OperationID: "list-vm-snapshots", Method: "GET", Path: vp + "/snapshot", Summary: "A VM's snapshot tree", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*vmSnapsOut, error) {
+			out, err := s.VMs.Snapshots(in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &vmSnapsOut{Body: out}, nil
+		})
+	register(s, huma.Operation{OperationID: "create-vm-snapshot", Method: "POST", Path: vp + "/snapshot", Summary: "Take a snapshot (with RAM when running)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot"}}, func(ctx context.Context, in *vmSnapIn) (*taskRefOut, error) {
+			upid, err := s.VMs.Snapshot(ctx, in.VMID, in.Body, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "rollback-vm-snapshot", Method: "POST", Path: vp + "/snapshot/{name}/rollback", Summary: "Return to a snapshot", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot.Rollback"}}, func(ctx context.Context, in *vmSnapNameIn) (*taskRefOut, error) {
+			upid, err := s.VMs.Rollback(ctx, in.VMID, in.Name, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "delete-vm-snapshot", Method: "DELETE", Path: vp + "/snapshot/{name}", Summary: "Delete a snapshot", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot"}}, func(ctx context.Context, in *vmSnapNameIn) (*taskRefOut, error) {
+			upid, err := s.VMs.DeleteSnapshot(ctx, in.VMID, in.Name, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+}

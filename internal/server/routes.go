@@ -11,4 +11,5 @@ func (s *Server) routes() {
 	s.storageRoutes()
 	s.vmRoutes()
 	s.vmTemplateRoutes()
+	s.vmSnapshotRoutes()
 }
