@@ -1,8 +1,14 @@
 package test
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
+	"net/http"
+	"net/url"
+
 	"fmt"
+	"github.com/coder/websocket"
 	"os/exec"
 	"strings"
 	"sync"
@@ -145,6 +151,19 @@ func TestVMLifecycleAndRestart(t *testing.T) {
 	if vm.Pending == nil || vm.Pending.Memory != 96 || vm.Config.Memory != 64 || vm.Config.Description != "now" {
 		t.Fatalf("pending: %+v", vm)
 	}
+	// VNC: a one-time ticket opens the RFB stream once.
+	var vnc struct{ Ticket, Password string }
+	if _, err := c.Do(bg, "POST", "/vms/100/vncproxy", nil, nil, &vnc); err != nil || vnc.Ticket == "" || len(vnc.Password) != 8 {
+		t.Fatalf("vncproxy: %+v %v", vnc, err)
+	}
+	greeting := vncGreeting(t, n, c, 100, vnc.Ticket)
+	if !strings.HasPrefix(greeting, "RFB 003.") {
+		t.Fatalf("VNC greeting %q", greeting)
+	}
+	if _, err := c.Do(bg, "GET", "/vms/100/vncwebsocket", url.Values{"vncticket": {vnc.Ticket}}, nil, nil); client.StatusOf(err) != 403 {
+		t.Fatalf("reused VNC ticket: %v", err)
+	}
+
 	// Suspend/resume.
 	upid, _ = vmAction(t, c, 100, "suspend")
 	waitOK(t, c, upid)
@@ -350,4 +369,25 @@ func TestVMTemplateAndParallelClones(t *testing.T) {
 	if clone.Config.Name != "tpl-clone" || clone.Config.UUID == tpl.Config.UUID || clone.Config.Template {
 		t.Fatalf("clone config: %+v", clone.Config)
 	}
+}
+
+func vncGreeting(t *testing.T, n *Node, c *client.Client, vmid int, ticket string) string {
+	t.Helper()
+	tk, _ := c.Ticket()
+	u := strings.Replace(n.URL, "https://", "wss://", 1) + fmt.Sprintf("/api/v1/vms/%d/vncwebsocket?vncticket=%s", vmid, ticket)
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + tk}},
+	})
+	if err != nil {
+		t.Fatalf("vnc websocket: %v", err)
+	}
+	defer ws.CloseNow()
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("vnc read: %v", err)
+	}
+	return string(b)
 }

@@ -176,6 +176,7 @@ server), or, for root on a node, from the local unix socket
 		a.newNodeCmd(),
 		a.newTaskCmd(),
 		a.newStorageCmd(),
+		a.newVMCmd(),
 		a.newVersionCmd(),
 		newDaemonCmd(),
 	)

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
@@ -271,5 +273,66 @@ func (s *Server) vmSnapshotRoutes() {
 				return nil, err
 			}
 			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+}
+
+type vncTicket struct {
+	vmid    int
+	user    string
+	socket  string
+	expires time.Time
+}
+
+type vncProxyOut struct {
+	Body struct {
+		Ticket   string `json:"ticket" doc:"one-time; pass as ?vncticket= to vncwebsocket within 60 s"`
+		Password string `json:"password" doc:"the RFB (VNC) password for this session"`
+	}
+}
+type vncWSIn struct {
+	VMIDParam
+	Ticket string `query:"vncticket" required:"true" maxLength:"128"`
+}
+
+func (s *Server) vncRoutes() {
+	tags := []string{"vms"}
+	vp := "/vms/{vmid}"
+	register(s, huma.Operation{OperationID: "vm-vncproxy", Method: "POST", Path: vp + "/vncproxy", Summary: "Open a VNC session: a one-time ticket for vncwebsocket and the RFB password", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *VMIDParam) (*vncProxyOut, error) {
+			sock, pw, err := s.VMs.VNC(ctx, in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			b := make([]byte, 24)
+			rand.Read(b)
+			t := hex.EncodeToString(b)
+			s.vncMu.Lock()
+			if s.vncTickets == nil {
+				s.vncTickets = map[string]vncTicket{}
+			}
+			for k, v := range s.vncTickets {
+				if time.Now().After(v.expires) {
+					delete(s.vncTickets, k)
+				}
+			}
+			s.vncTickets[t] = vncTicket{vmid: in.VMID, user: caller(ctx).String(), socket: sock, expires: time.Now().Add(60 * time.Second)}
+			s.vncMu.Unlock()
+			out := &vncProxyOut{}
+			out.Body.Ticket, out.Body.Password = t, pw
+			return out, nil
+		})
+	register(s, huma.Operation{OperationID: "vm-vnc-websocket", Method: "GET", Path: vp + "/vncwebsocket", Summary: "The VM's screen as RFB over a websocket (for noVNC)", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *vncWSIn) (*huma.StreamResponse, error) {
+			s.vncMu.Lock()
+			t, ok := s.vncTickets[in.Ticket]
+			delete(s.vncTickets, in.Ticket) // one use only
+			s.vncMu.Unlock()
+			if !ok || time.Now().After(t.expires) || t.vmid != in.VMID || t.user != caller(ctx).String() {
+				return nil, errs.Forbidden("invalid or expired VNC ticket")
+			}
+			return &huma.StreamResponse{Body: func(hctx huma.Context) {
+				r, w := humago.Unwrap(hctx)
+				bridgeUnix(r.Context(), w, r, t.socket, s)
+			}}, nil
 		})
 }

@@ -12,4 +12,5 @@ func (s *Server) routes() {
 	s.vmRoutes()
 	s.vmTemplateRoutes()
 	s.vmSnapshotRoutes()
+	s.vncRoutes()
 }

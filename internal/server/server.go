@@ -52,6 +52,9 @@ type Server struct {
 	api     huma.API
 	mux     *http.ServeMux
 	auditMu sync.Mutex
+
+	vncMu      sync.Mutex
+	vncTickets map[string]vncTicket
 }
 
 // New builds the API and registers every endpoint.

@@ -1,0 +1,1087 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/client"
+)
+
+func (a *cliApp) newVMCmd() *cobra.Command {
+	cmd := newParentCmd("vm", "Manage virtual machines", "vms", "qm")
+	cmd.Long = `Manage QEMU/KVM virtual machines.
+
+VMs are named by their numeric ID (VMID, 100 and up). Commands that start
+a task (create, destroy and the power actions) wait for it to end and
+report the outcome; --no-wait prints the task's ID instead, to follow with
+"corral task log -f".`
+	cmd.AddCommand(
+		a.newVMListCmd(),
+		a.newVMShowCmd(),
+		a.newVMConfigCmd(),
+		a.newVMCreateCmd(),
+		a.newVMSetCmd(),
+		a.newVMStatusCmd(),
+		a.newVMDestroyCmd(),
+		a.newVMConsoleCmd(),
+	)
+	for _, s := range vmActionSpecs {
+		cmd.AddCommand(a.newVMActionCmd(s))
+	}
+	return cmd
+}
+
+// ---- helpers ----
+
+// vmidArg parses a VMID argument.
+func vmidArg(s string) (int, error) {
+	id, err := strconv.Atoi(s)
+	if err != nil || id <= 0 {
+		return 0, usageErrorf("invalid VM ID %q: want a number such as 100", s)
+	}
+	return id, nil
+}
+
+// fmtMiB renders a size in MiB, in GiB when it is a whole number of them.
+func fmtMiB(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return strconv.Itoa(n/1024) + " GiB"
+	}
+	return strconv.Itoa(n) + " MiB"
+}
+
+func vmStatusText(v api.VM) string {
+	if v.Config.Template && v.Status == "stopped" {
+		return "template"
+	}
+	return v.Status
+}
+
+// taskFlags are the --wait/--no-wait flags of commands that start a task.
+type taskFlags struct {
+	wait, noWait bool
+}
+
+func (f *taskFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVarP(&f.wait, "wait", "w", true, "wait for the task to end and report its outcome")
+	fs.BoolVar(&f.noWait, "no-wait", false, "print the task's ID and return without waiting")
+}
+
+// waiting reports whether to wait for the task.
+func (f *taskFlags) waiting(fs *pflag.FlagSet) (bool, error) {
+	if f.noWait && fs.Changed("wait") && f.wait {
+		return false, usageErrorf("--wait and --no-wait are mutually exclusive")
+	}
+	return f.wait && !f.noWait, nil
+}
+
+// vmTaskResult is what a task-starting VM command prints with -o json or
+// yaml: the task's ID and, once waited for, its outcome.
+type vmTaskResult struct {
+	VMID    int    `json:"vmid"`
+	Task    string `json:"task"`
+	Status  string `json:"status,omitempty"`
+	ExitMsg string `json:"exit_message,omitempty"`
+}
+
+// finishVMTask reports a task a VM command started. Without wait it prints
+// the task ID (in table mode just the UPID, for scripts). With wait it
+// waits for the task and says how it ended; a task that did not end ok
+// makes the command fail.
+func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, upid string, wait bool, done string) error {
+	res := vmTaskResult{VMID: vmid, Task: upid}
+	if !wait {
+		if a.output == formatTable {
+			fmt.Fprintln(a.stdout, upid)
+			return nil
+		}
+		return a.printValue(res, nil)
+	}
+	task, err := c.WaitTask(ctx, upid)
+	if err != nil {
+		return err
+	}
+	res.Status, res.ExitMsg = task.Status, task.ExitMsg
+	if task.Status != api.TaskOK {
+		if a.output != formatTable {
+			if err := a.printValue(res, nil); err != nil {
+				return err
+			}
+		}
+		msg := task.ExitMsg
+		if msg == "" {
+			msg = task.Status
+		}
+		return &exitCodeError{code: exitError, err: fmt.Errorf("task %s %s: %s", upid, task.Status, msg)}
+	}
+	if a.output == formatTable {
+		fmt.Fprintf(a.stdout, "VM %d %s.\n", vmid, done)
+		return nil
+	}
+	return a.printValue(res, nil)
+}
+
+// specFields splits a key=value,... spec as --disk and --net take. A key
+// without a value is "true" (for the boolean options).
+func specFields(flag, spec string, keys []string) ([][2]string, error) {
+	var out [][2]string
+	for part := range strings.SplitSeq(spec, ",") {
+		if part == "" {
+			continue
+		}
+		k, v, hasValue := strings.Cut(part, "=")
+		k = strings.TrimSpace(k)
+		known := false
+		for _, want := range keys {
+			known = known || k == want
+		}
+		if !known {
+			return nil, usageErrorf("invalid %s %q: unknown key %q (want %s)", flag, spec, k, strings.Join(keys, ", "))
+		}
+		if !hasValue {
+			v = "true"
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}
+
+func specBool(flag, spec, k, v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usageErrorf("invalid %s %q: %s=%s is not a boolean", flag, spec, k, v)
+	}
+	return b, nil
+}
+
+var diskKeys = []string{"bus", "storage", "size", "volume", "format", "cache", "discard", "iothread", "readonly"}
+
+// parseDiskSpec parses --disk: bus=virtio,storage=local,size=10G for a new
+// disk, or bus=virtio,volume=local:100/vm-100-disk-0.qcow2 for an existing
+// volume. The bus defaults to virtio.
+func parseDiskSpec(spec string) (api.VMDisk, error) {
+	d := api.VMDisk{Bus: "virtio"}
+	fields, err := specFields("--disk", spec, diskKeys)
+	if err != nil {
+		return d, err
+	}
+	for _, f := range fields {
+		k, v := f[0], f[1]
+		switch k {
+		case "bus":
+			d.Bus = v
+		case "storage":
+			d.Storage = v
+		case "size":
+			d.Size = sizeArg(v)
+		case "volume":
+			d.Volume = v
+		case "format":
+			d.Format = v
+		case "cache":
+			d.Cache = v
+		default:
+			b, err := specBool("--disk", spec, k, v)
+			if err != nil {
+				return d, err
+			}
+			switch k {
+			case "discard":
+				d.Discard = b
+			case "iothread":
+				d.IOThread = b
+			case "readonly":
+				d.ReadOnly = b
+			}
+		}
+	}
+	switch {
+	case d.Volume != "" && (d.Storage != "" || d.Size != ""):
+		return d, usageErrorf("invalid --disk %q: give either volume= (an existing volume) or storage= and size= (a new one)", spec)
+	case d.Volume == "" && (d.Storage == "" || d.Size == ""):
+		return d, usageErrorf("invalid --disk %q: a new disk needs storage= and size=, an existing one volume=", spec)
+	}
+	return d, nil
+}
+
+var netKeys = []string{"model", "bridge", "mac", "tag", "rate", "firewall"}
+
+// parseNetSpec parses --net: model=virtio,bridge=vmbr0[,mac=..][,tag=N][,rate=MBps][,firewall].
+func parseNetSpec(spec string) (api.VMNet, error) {
+	n := api.VMNet{Model: "virtio"}
+	fields, err := specFields("--net", spec, netKeys)
+	if err != nil {
+		return n, err
+	}
+	for _, f := range fields {
+		k, v := f[0], f[1]
+		switch k {
+		case "model":
+			n.Model = v
+		case "bridge":
+			n.Bridge = v
+		case "mac":
+			n.MAC = v
+		case "tag":
+			if n.Tag, err = strconv.Atoi(v); err != nil {
+				return n, usageErrorf("invalid --net %q: tag=%s is not a number", spec, v)
+			}
+		case "rate":
+			if n.Rate, err = strconv.ParseFloat(v, 64); err != nil {
+				return n, usageErrorf("invalid --net %q: rate=%s is not a number", spec, v)
+			}
+		case "firewall":
+			if n.Firewall, err = specBool("--net", spec, k, v); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// cdromList turns --cdrom values into drives. A single empty value means
+// no drives at all (for set, to remove them).
+func cdromList(vals []string) []api.VMCDROM {
+	out := []api.VMCDROM{}
+	if len(vals) == 1 && vals[0] == "" {
+		return out
+	}
+	for _, v := range vals {
+		out = append(out, api.VMCDROM{Volume: v})
+	}
+	return out
+}
+
+func netList(vals []string) ([]api.VMNet, error) {
+	out := []api.VMNet{}
+	if len(vals) == 1 && vals[0] == "" {
+		return out, nil
+	}
+	for _, v := range vals {
+		n, err := parseNetSpec(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func diskText(d api.VMDisk) string {
+	parts := []string{"bus=" + d.Bus}
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	add("volume", d.Volume)
+	add("storage", d.Storage)
+	add("size", d.Size)
+	add("format", d.Format)
+	add("cache", d.Cache)
+	for _, b := range []struct {
+		k  string
+		on bool
+	}{{"discard", d.Discard}, {"iothread", d.IOThread}, {"readonly", d.ReadOnly}} {
+		if b.on {
+			parts = append(parts, b.k)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func netText(n api.VMNet) string {
+	parts := []string{"model=" + n.Model}
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	add("bridge", n.Bridge)
+	add("mac", n.MAC)
+	if n.Tag != 0 {
+		add("tag", strconv.Itoa(n.Tag))
+	}
+	if n.Rate != 0 {
+		add("rate", strconv.FormatFloat(n.Rate, 'f', -1, 64))
+	}
+	if n.Firewall {
+		parts = append(parts, "firewall")
+	}
+	return strings.Join(parts, ",")
+}
+
+// vmConfigRows renders a config as ordered key/value rows; devices get
+// one row each (disk0, cdrom0, net0, ...).
+func vmConfigRows(c *api.VMConfig) []kvField {
+	balloon := "off"
+	if c.Balloon > 0 {
+		balloon = fmtMiB(c.Balloon)
+	}
+	rows := []kvField{
+		{"name", c.Name},
+		{"description", c.Description},
+		{"tags", strings.Join(c.Tags, ",")},
+		{"cores", strconv.Itoa(c.Cores)},
+		{"sockets", strconv.Itoa(c.Sockets)},
+		{"cpu", c.CPU},
+		{"memory", fmtMiB(c.Memory)},
+		{"balloon", balloon},
+		{"machine", c.Machine},
+		{"bios", c.BIOS},
+		{"boot", strings.Join(c.Boot, ",")},
+	}
+	for i, d := range c.Disks {
+		rows = append(rows, kvField{fmt.Sprintf("disk%d", i), diskText(d)})
+	}
+	for i, d := range c.CDROMs {
+		rows = append(rows, kvField{fmt.Sprintf("cdrom%d", i), d.Volume})
+	}
+	for i, n := range c.Nets {
+		rows = append(rows, kvField{fmt.Sprintf("net%d", i), netText(n)})
+	}
+	return append(rows,
+		kvField{"serial", yesNo(c.Serial)},
+		kvField{"vga", c.VGA},
+		kvField{"onboot", yesNo(c.OnBoot)},
+		kvField{"protection", yesNo(c.Protection)},
+		kvField{"template", yesNo(c.Template)},
+	)
+}
+
+// vmShowFields lists a VM's config with its pending changes marked:
+// "memory  64 MiB → 96 MiB (pending)". Devices that only exist in one of
+// the two show "-" on the other side.
+func vmShowFields(v *api.VM) []kvField {
+	c := &v.Config
+	fields := []kvField{
+		{"vmid", strconv.Itoa(c.VMID)},
+		{"node", c.Node},
+		{"status", v.Status},
+		{"lock", v.Lock},
+	}
+	cur := vmConfigRows(c)
+	if v.Pending == nil {
+		fields = append(fields, cur...)
+	} else {
+		next := vmConfigRows(v.Pending)
+		nextByKey := map[string]string{}
+		for _, r := range next {
+			nextByKey[r.key] = r.value
+		}
+		seen := map[string]bool{}
+		dash := func(s string) string {
+			if s == "" {
+				return "-"
+			}
+			return s
+		}
+		mark := func(key, from string) {
+			seen[key] = true
+			to, ok := nextByKey[key]
+			if ok && to == from {
+				fields = append(fields, kvField{key, from})
+				return
+			}
+			fields = append(fields, kvField{key, dash(from) + " → " + dash(to) + " (pending)"})
+		}
+		for _, r := range cur {
+			mark(r.key, r.value)
+		}
+		// Devices only the pending config has, after the current ones.
+		for _, r := range next {
+			if !seen[r.key] {
+				fields = append(fields, kvField{r.key, "- → " + dash(r.value) + " (pending)"})
+			}
+		}
+	}
+	return append(fields,
+		kvField{"uuid", c.UUID},
+		kvField{"digest", v.Digest},
+	)
+}
+
+// ---- listing and inspection ----
+
+func (a *cliApp) newVMListCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List VMs",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			vms, err := c.VMs(cmd.Context(), node)
+			if err != nil {
+				return err
+			}
+			return printList(a, vms, []column[api.VM]{
+				{"VMID", func(v api.VM) string { return strconv.Itoa(v.Config.VMID) }},
+				{"NAME", func(v api.VM) string { return v.Config.Name }},
+				{"NODE", func(v api.VM) string { return v.Config.Node }},
+				{"STATUS", vmStatusText},
+				{"CPUS", func(v api.VM) string { return strconv.Itoa(v.Config.Cores * v.Config.Sockets) }},
+				{"MEMORY", func(v api.VM) string { return fmtMiB(v.Config.Memory) }},
+				{"LOCK", func(v api.VM) string { return v.Lock }},
+				{"PENDING", func(v api.VM) string {
+					if v.Pending == nil {
+						return ""
+					}
+					return "yes"
+				}},
+				{"TAGS", func(v api.VM) string { return strings.Join(v.Config.Tags, ",") }},
+			})
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "only VMs of this node")
+	return cmd
+}
+
+func (a *cliApp) newVMShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show VMID",
+		Short: "Show a VM's config, with pending changes marked",
+		Long: `Show a VM's config, status and lock. Changes made while the VM runs that
+only apply at its next start are shown as "old → new (pending)"; -o json
+gives the config and the pending config as two objects.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			v, err := c.VM(cmd.Context(), vmid)
+			if err != nil {
+				return err
+			}
+			return a.printObject(v, vmShowFields(v))
+		},
+	}
+}
+
+func (a *cliApp) newVMConfigCmd() *cobra.Command {
+	var pending bool
+	cmd := &cobra.Command{
+		Use:   "config VMID",
+		Short: "Print a VM's config as stored",
+		Long: `Print a VM's config as stored, field by field. With --pending, print the
+config the VM gets at its next start (the current one when nothing is
+pending).`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			v, err := c.VM(cmd.Context(), vmid)
+			if err != nil {
+				return err
+			}
+			conf := &v.Config
+			if pending && v.Pending != nil {
+				conf = v.Pending
+			}
+			if a.output != formatTable {
+				return a.printValue(conf, nil)
+			}
+			data, err := json.Marshal(conf)
+			if err != nil {
+				return err
+			}
+			return a.printRawJSON(data)
+		},
+	}
+	cmd.Flags().BoolVar(&pending, "pending", false, "the config as it will be at the next start")
+	return cmd
+}
+
+func (a *cliApp) newVMStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status VMID",
+		Short: "Show a VM's runtime state",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			s, err := c.VMStatus(cmd.Context(), vmid)
+			if err != nil {
+				return err
+			}
+			running := s.Status != "stopped"
+			uptime, cpu, mem := "", "", ""
+			if running {
+				if s.Uptime > 0 {
+					uptime = fmtDuration(s.Uptime)
+				}
+				cpu = fmt.Sprintf("%.1f%%", 100*s.CPU)
+				mem = fmtBytes(s.Mem)
+			}
+			return a.printObject(s, []kvField{
+				{"vmid", strconv.Itoa(s.VMID)},
+				{"node", s.Node},
+				{"status", s.Status},
+				{"qmpstatus", s.QMPStatus},
+				{"pid", fmtOptInt(s.PID)},
+				{"uptime", uptime},
+				{"started", fmtTime(s.Started)},
+				{"cpu", cpu},
+				{"memory", mem},
+				{"maxmem", fmtBytes(s.MaxMem)},
+				{"accel", s.Accel},
+				{"warning", s.Warning},
+			})
+		},
+	}
+}
+
+// ---- create and change ----
+
+// vmFlags are the config flags shared by create and set.
+type vmFlags struct {
+	name, description, cpu, machine, bios, vga string
+	memory, balloon, cores, sockets            int
+	tags, boot, cdroms, nets                   []string
+	serial, onboot, protection                 bool
+}
+
+func (f *vmFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.name, "name", "", "VM name (a DNS label)")
+	fs.StringVar(&f.description, "description", "", "free-form description")
+	fs.StringSliceVar(&f.tags, "tags", nil, "tags (comma-separated or repeated)")
+	fs.IntVar(&f.memory, "memory", 0, "memory in MiB")
+	fs.IntVar(&f.balloon, "balloon", 0, "balloon target in MiB (0: no balloon device)")
+	fs.IntVar(&f.cores, "cores", 0, "cores per socket")
+	fs.IntVar(&f.sockets, "sockets", 0, "CPU sockets")
+	fs.StringVar(&f.cpu, "cpu", "", "CPU model: host, max, x86-64-v2, x86-64-v2-AES, x86-64-v3, qemu64, kvm64")
+	fs.StringVar(&f.machine, "machine", "", "machine type: q35 or pc")
+	fs.StringVar(&f.bios, "bios", "", "firmware: seabios or ovmf")
+	fs.StringSliceVar(&f.boot, "boot", nil, "boot order, e.g. cdrom0,disk0")
+	fs.StringArrayVar(&f.cdroms, "cdrom", nil, `CD-ROM drive with an ISO volume (local:iso/x.iso) or "none" (repeatable)`)
+	fs.StringArrayVar(&f.nets, "net", nil, "network interface model=virtio,bridge=BR[,mac=M][,tag=VLAN][,rate=MBps][,firewall] (repeatable)")
+	fs.BoolVar(&f.serial, "serial", true, "a serial port (serial0), reachable with corral vm console")
+	fs.StringVar(&f.vga, "vga", "", "display: std, virtio, qxl, serial0 or none")
+	fs.BoolVar(&f.onboot, "onboot", false, "start the VM when its node boots")
+	fs.BoolVar(&f.protection, "protection", false, "refuse to destroy the VM")
+}
+
+func (a *cliApp) newVMCreateCmd() *cobra.Command {
+	var f vmFlags
+	var tf taskFlags
+	var vmid int
+	var disks []string
+	var start bool
+	cmd := &cobra.Command{
+		Use:   "create [--vmid N] [--name NAME] [--memory MiB] [--disk SPEC]...",
+		Short: "Create a VM",
+		Long: `Create a VM on the node answering. Unset fields get the server's defaults:
+the next free VMID, 1 socket with 1 core, 512 MiB, q35, SeaBIOS, CPU host
+(qemu64 without KVM), std VGA and a serial port.
+
+--disk adds a disk (repeatable), either a new volume on a pool or an existing
+volume; the bus defaults to virtio:
+  --disk bus=virtio,storage=local,size=10G[,format=qcow2|raw][,cache=MODE][,discard][,iothread][,readonly]
+  --disk bus=scsi,volume=local:100/vm-100-disk-0.qcow2
+
+The disks are allocated in a task; the command waits for it unless
+--no-wait is given.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := cmd.Flags()
+			wait, err := tf.waiting(fs)
+			if err != nil {
+				return err
+			}
+			in := api.VMCreate{VMID: vmid, Name: f.name, Description: f.description, Tags: f.tags,
+				Cores: f.cores, Sockets: f.sockets, CPU: f.cpu, Memory: f.memory, Balloon: f.balloon,
+				Machine: f.machine, BIOS: f.bios, Boot: f.boot, VGA: f.vga,
+				OnBoot: f.onboot, Protection: f.protection, Start: start}
+			for _, spec := range disks {
+				d, err := parseDiskSpec(spec)
+				if err != nil {
+					return err
+				}
+				in.Disks = append(in.Disks, d)
+			}
+			if len(f.cdroms) > 0 {
+				in.CDROMs = cdromList(f.cdroms)
+			}
+			if len(f.nets) > 0 {
+				if in.Nets, err = netList(f.nets); err != nil {
+					return err
+				}
+			}
+			if fs.Changed("serial") {
+				in.Serial = &f.serial
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			cr, err := c.CreateVM(cmd.Context(), in)
+			if err != nil {
+				return err
+			}
+			if !wait && a.output == formatTable {
+				return a.printObject(cr, []kvField{{"vmid", strconv.Itoa(cr.VMID)}, {"task", cr.Task}})
+			}
+			done := "created"
+			if start {
+				done = "created and started"
+			}
+			return a.finishVMTask(cmd.Context(), c, cr.VMID, cr.Task, wait, done)
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&vmid, "vmid", 0, "ID of the new VM (default: the next free one)")
+	f.register(fs)
+	fs.StringArrayVar(&disks, "disk", nil, "disk bus=B,storage=POOL,size=SIZE or bus=B,volume=VOLID (repeatable)")
+	fs.BoolVar(&start, "start", false, "start the VM once created")
+	tf.register(fs)
+	return cmd
+}
+
+func (a *cliApp) newVMSetCmd() *cobra.Command {
+	var f vmFlags
+	var revert bool
+	var digest string
+	cmd := &cobra.Command{
+		Use:   "set VMID",
+		Short: "Change a VM's config; only the given flags are changed",
+		Long: `Change a VM's config; only the given flags are changed. On a running VM,
+changes to the hardware (CPU, memory, machine, firmware, devices, boot
+order, display) are kept pending until the VM is next started: see
+"corral vm show". --revert drops the pending changes.
+
+--cdrom and --net replace the whole list of drives or interfaces; give
+--cdrom "" (or --net "") to remove them all.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			fs := cmd.Flags()
+			var u api.VMUpdate
+			changed := false
+			str := func(flag string, dst **string, v *string) {
+				if fs.Changed(flag) {
+					*dst, changed = v, true
+				}
+			}
+			num := func(flag string, dst **int, v *int) {
+				if fs.Changed(flag) {
+					*dst, changed = v, true
+				}
+			}
+			flag := func(flag string, dst **bool, v *bool) {
+				if fs.Changed(flag) {
+					*dst, changed = v, true
+				}
+			}
+			str("name", &u.Name, &f.name)
+			str("description", &u.Description, &f.description)
+			if fs.Changed("tags") {
+				u.Tags, changed = &f.tags, true
+			}
+			num("cores", &u.Cores, &f.cores)
+			num("sockets", &u.Sockets, &f.sockets)
+			str("cpu", &u.CPU, &f.cpu)
+			num("memory", &u.Memory, &f.memory)
+			num("balloon", &u.Balloon, &f.balloon)
+			str("machine", &u.Machine, &f.machine)
+			str("bios", &u.BIOS, &f.bios)
+			if fs.Changed("boot") {
+				u.Boot, changed = &f.boot, true
+			}
+			if fs.Changed("cdrom") {
+				l := cdromList(f.cdroms)
+				u.CDROMs, changed = &l, true
+			}
+			if fs.Changed("net") {
+				l, err := netList(f.nets)
+				if err != nil {
+					return err
+				}
+				u.Nets, changed = &l, true
+			}
+			flag("serial", &u.Serial, &f.serial)
+			str("vga", &u.VGA, &f.vga)
+			flag("onboot", &u.OnBoot, &f.onboot)
+			flag("protection", &u.Protection, &f.protection)
+			if revert {
+				if changed {
+					// The server would drop the other changes silently.
+					return usageErrorf("--revert drops the pending changes; give it without other changes")
+				}
+				u.Revert = true
+			} else if !changed {
+				return usageErrorf("nothing to change: give at least one flag (see --help)")
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			v, err := c.UpdateVM(cmd.Context(), vmid, u, client.WithIfMatch(digest))
+			if err != nil {
+				return err
+			}
+			if a.output != formatTable {
+				return a.printValue(v, nil)
+			}
+			switch {
+			case revert:
+				fmt.Fprintf(a.stdout, "VM %d: pending changes dropped.\n", vmid)
+			case v.Pending != nil:
+				fmt.Fprintf(a.stdout, "VM %d updated; changes pending until its next start (see corral vm show %d).\n", vmid, vmid)
+			default:
+				fmt.Fprintf(a.stdout, "VM %d updated.\n", vmid)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	f.register(fs)
+	fs.BoolVar(&revert, "revert", false, "drop the pending changes")
+	fs.StringVar(&digest, "digest", "", "only change the VM if its digest still matches (sent as If-Match)")
+	return cmd
+}
+
+// ---- power ----
+
+type vmActionSpec struct {
+	action, short, long, done string
+}
+
+var vmActionSpecs = []vmActionSpec{
+	{client.VMStart, "Start a VM", "", "started"},
+	{client.VMShutdown, "Shut a VM down through ACPI",
+		`Press the VM's ACPI power button and wait for the guest to power off. A
+guest still running after --timeout seconds is stopped, unless --force=false,
+in which case the task fails and the VM keeps running.`, "shut down"},
+	{client.VMStop, "Stop a VM at once, like pulling its plug", "", "stopped"},
+	{client.VMReboot, "Shut a VM down through ACPI and start it again",
+		`Shut the VM down as "corral vm shutdown" does, then start it again: pending
+changes apply.`, "rebooted"},
+	{client.VMReset, "Reset a VM, like pressing its reset button", "", "reset"},
+	{client.VMSuspend, "Pause a VM's vCPUs (the VM stays in memory)", "", "suspended"},
+	{client.VMResume, "Resume a suspended VM", "", "resumed"},
+}
+
+// secondsValue is a --timeout in seconds that also takes a duration
+// ("90", "90s", "2m").
+type secondsValue struct{ n *int }
+
+func (s secondsValue) String() string {
+	if s.n == nil {
+		return "0"
+	}
+	return strconv.Itoa(*s.n)
+}
+
+func (s secondsValue) Set(v string) error {
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		*s.n = n
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d%time.Second != 0 {
+		return fmt.Errorf("want whole seconds, e.g. 90 or 2m")
+	}
+	*s.n = int(d / time.Second)
+	return nil
+}
+
+func (s secondsValue) Type() string { return "seconds" }
+
+func (a *cliApp) newVMActionCmd(s vmActionSpec) *cobra.Command {
+	var tf taskFlags
+	var timeout int
+	var force bool
+	hasShutdown := s.action == client.VMShutdown || s.action == client.VMReboot
+	cmd := &cobra.Command{
+		Use:   s.action + " VMID",
+		Short: s.short,
+		Long:  s.long,
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			fs := cmd.Flags()
+			wait, err := tf.waiting(fs)
+			if err != nil {
+				return err
+			}
+			var sd *api.VMShutdown
+			if hasShutdown && (fs.Changed("timeout") || fs.Changed("force")) {
+				sd = &api.VMShutdown{Timeout: timeout, Force: force}
+				if !force && timeout == 0 {
+					// The server forces a shutdown without a timeout
+					// regardless of force; give it its own default.
+					sd.Timeout = 60
+				}
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			upid, err := c.VMAction(cmd.Context(), vmid, s.action, sd)
+			if err != nil {
+				return err
+			}
+			return a.finishVMTask(cmd.Context(), c, vmid, upid, wait, s.done)
+		},
+	}
+	fs := cmd.Flags()
+	if hasShutdown {
+		// Shadows the global request --timeout on this command.
+		fs.Var(secondsValue{&timeout}, "timeout", "seconds to wait for the guest to power off (default 60)")
+		fs.BoolVar(&force, "force", true, "stop the VM when the timeout passes")
+	}
+	tf.register(fs)
+	return cmd
+}
+
+// ---- destroy ----
+
+func (a *cliApp) newVMDestroyCmd() *cobra.Command {
+	var tf taskFlags
+	var purge, yes bool
+	cmd := &cobra.Command{
+		Use:     "destroy VMID",
+		Aliases: []string{"delete"},
+		Short:   "Destroy a stopped VM and free its disks",
+		Long: `Destroy a stopped VM and free its disks. On a terminal the VM's ID must be
+typed to confirm; otherwise --yes is required. --purge also removes the
+ACL entries on the VM.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			wait, err := tf.waiting(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			interactive := !yes && a.stdinIsTerminal()
+			if !yes && !interactive {
+				return usageErrorf("refusing to destroy VM %d without --yes: standard input is not a terminal to confirm on", vmid)
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if interactive {
+				v, err := c.VM(cmd.Context(), vmid)
+				if err != nil {
+					return err
+				}
+				if err := confirmDestroy(a.stdin, a.stderr, v); err != nil {
+					return err
+				}
+			}
+			upid, err := c.DeleteVM(cmd.Context(), vmid, purge)
+			if err != nil {
+				return err
+			}
+			return a.finishVMTask(cmd.Context(), c, vmid, upid, wait, "destroyed")
+		},
+	}
+	fs := cmd.Flags()
+	fs.BoolVar(&purge, "purge", false, "also remove the ACL entries on the VM")
+	fs.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	tf.register(fs)
+	return cmd
+}
+
+// confirmDestroy says what will be destroyed and has the VM's ID typed.
+func confirmDestroy(r io.Reader, w io.Writer, v *api.VM) error {
+	c := v.Config
+	what := fmt.Sprintf("VM %d", c.VMID)
+	if c.Name != "" {
+		what += " (" + c.Name + ")"
+	}
+	fmt.Fprintf(w, "This destroys %s", what)
+	var vols []string
+	for _, d := range c.Disks {
+		if d.Volume != "" {
+			vols = append(vols, d.Volume)
+		}
+	}
+	if len(vols) > 0 {
+		fmt.Fprintf(w, " and frees its disks %s", strings.Join(vols, ", "))
+	}
+	fmt.Fprintf(w, ".\nType the VM ID to confirm: ")
+	line, err := readLine(r)
+	if err != nil {
+		return fmt.Errorf("not confirmed: %w", err)
+	}
+	if strings.TrimSpace(line) != strconv.Itoa(c.VMID) {
+		return fmt.Errorf("not confirmed (%q is not %d); nothing destroyed", line, c.VMID)
+	}
+	return nil
+}
+
+// ---- console ----
+
+// detachKey is Ctrl-], telnet's escape character.
+const detachKey = 0x1d
+
+func (a *cliApp) newVMConsoleCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "console VMID",
+		Short: "Attach to a running VM's serial console",
+		Long: `Attach to a running VM's serial console (serial0). On a terminal, the
+terminal is put in raw mode, so every key (Ctrl-C included) goes to the
+guest; Ctrl-] detaches, leaving the VM running.
+
+When standard input is not a terminal its bytes are sent as they are and
+the console's output is copied to standard output, until the server closes
+the connection or the command is interrupted.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			conn, err := c.SerialConsole(cmd.Context(), vmid)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if !a.stdinIsTerminal() {
+				return a.pipeConsole(cmd.Context(), conn)
+			}
+			fd := int(a.stdin.(*os.File).Fd())
+			fmt.Fprintf(a.stderr, "Connected to the serial console of VM %d; press Ctrl-] to detach.\n", vmid)
+			state, err := term.MakeRaw(fd)
+			if err != nil {
+				return fmt.Errorf("set the terminal to raw mode: %w", err)
+			}
+			detached, err := a.attachConsole(cmd.Context(), conn)
+			term.Restore(fd, state)
+			if detached {
+				fmt.Fprintf(a.stderr, "\nDetached from VM %d.\n", vmid)
+			} else if err == nil {
+				fmt.Fprintf(a.stderr, "\nConsole of VM %d closed by the server.\n", vmid)
+			}
+			return err
+		},
+	}
+}
+
+// consoleOutput copies the console to standard output and reports how
+// that ended: nil when the server closed the console (or ctx ended).
+func (a *cliApp) consoleOutput(ctx context.Context, conn net.Conn) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(a.stdout, conn)
+		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	return done
+}
+
+// pipeConsole sends standard input to the console and copies its output
+// to standard output. The end of standard input is not the end of the
+// session: the output is copied until the server closes the connection or
+// ctx ends.
+func (a *cliApp) pipeConsole(ctx context.Context, conn net.Conn) error {
+	out := a.consoleOutput(ctx, conn)
+	go io.Copy(conn, ctxReader{ctx, a.stdin})
+	select {
+	case err := <-out:
+		return err
+	case <-ctx.Done():
+		conn.Close()
+		<-out
+		return nil
+	}
+}
+
+// attachConsole runs an interactive session on a raw terminal until the
+// user detaches (detached is true) or the server ends the console.
+func (a *cliApp) attachConsole(ctx context.Context, conn net.Conn) (detached bool, err error) {
+	out := a.consoleOutput(ctx, conn)
+	keys := make(chan struct{})
+	go func() {
+		defer close(keys)
+		buf := make([]byte, 4096)
+		for {
+			n, err := a.stdin.Read(buf)
+			if i := bytes.IndexByte(buf[:n], detachKey); i >= 0 {
+				conn.Write(buf[:i])
+				return
+			}
+			if n > 0 {
+				if _, werr := conn.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-out:
+		return false, err
+	case <-keys:
+		// Detach key or the end of the terminal's input.
+		conn.Close()
+		<-out
+		return true, nil
+	case <-ctx.Done():
+		conn.Close()
+		<-out
+		return false, nil
+	}
+}
