@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
 
 	"fmt"
 	"github.com/coder/websocket"
@@ -137,6 +138,10 @@ func TestVMLifecycleAndRestart(t *testing.T) {
 	}
 	if st.Accel == "tcg" && st.Warning == "" {
 		t.Fatal("TCG without a warning")
+	}
+	// Its own cgroup.
+	if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", st.PID)); err != nil || !strings.Contains(string(cg), "corral/qemu-100") {
+		t.Fatalf("QEMU not in its cgroup: %s %v", cg, err)
 	}
 	if _, err := vmAction(t, c, 100, "start"); client.StatusOf(err) != 409 {
 		t.Fatalf("start of a running VM: %v", err)

@@ -161,6 +161,12 @@ func specFields(flag, spec string, keys []string) ([][2]string, error) {
 }
 
 func specBool(flag, spec, k, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "yes", "on":
+		return true, nil
+	case "no", "off":
+		return false, nil
+	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
 		return false, usageErrorf("invalid %s %q: %s=%s is not a boolean", flag, spec, k, v)
@@ -325,14 +331,15 @@ func netText(n api.VMNet) string {
 	return strings.Join(parts, ",")
 }
 
-// vmConfigRows renders a config as ordered key/value rows; devices get
-// one row each (disk0, cdrom0, net0, ...).
-func vmConfigRows(c *api.VMConfig) []kvField {
+// vmConfigSections renders a config as ordered key/value rows in
+// sections: general settings, disks, CD-ROMs, network interfaces, flags.
+// Devices get one row each (disk0, cdrom0, net0, ...).
+func vmConfigSections(c *api.VMConfig) [][]kvField {
 	balloon := "off"
 	if c.Balloon > 0 {
 		balloon = fmtMiB(c.Balloon)
 	}
-	rows := []kvField{
+	general := []kvField{
 		{"name", c.Name},
 		{"description", c.Description},
 		{"tags", strings.Join(c.Tags, ",")},
@@ -345,27 +352,29 @@ func vmConfigRows(c *api.VMConfig) []kvField {
 		{"bios", c.BIOS},
 		{"boot", strings.Join(c.Boot, ",")},
 	}
+	var disks, cdroms, nets []kvField
 	for i, d := range c.Disks {
-		rows = append(rows, kvField{fmt.Sprintf("disk%d", i), diskText(d)})
+		disks = append(disks, kvField{fmt.Sprintf("disk%d", i), diskText(d)})
 	}
 	for i, d := range c.CDROMs {
-		rows = append(rows, kvField{fmt.Sprintf("cdrom%d", i), d.Volume})
+		cdroms = append(cdroms, kvField{fmt.Sprintf("cdrom%d", i), d.Volume})
 	}
 	for i, n := range c.Nets {
-		rows = append(rows, kvField{fmt.Sprintf("net%d", i), netText(n)})
+		nets = append(nets, kvField{fmt.Sprintf("net%d", i), netText(n)})
 	}
-	return append(rows,
-		kvField{"serial", yesNo(c.Serial)},
-		kvField{"vga", c.VGA},
-		kvField{"onboot", yesNo(c.OnBoot)},
-		kvField{"protection", yesNo(c.Protection)},
-		kvField{"template", yesNo(c.Template)},
-	)
+	flags := []kvField{
+		{"serial", yesNo(c.Serial)},
+		{"vga", c.VGA},
+		{"onboot", yesNo(c.OnBoot)},
+		{"protection", yesNo(c.Protection)},
+		{"template", yesNo(c.Template)},
+	}
+	return [][]kvField{general, disks, cdroms, nets, flags}
 }
 
 // vmShowFields lists a VM's config with its pending changes marked:
-// "memory  64 MiB → 96 MiB (pending)". Devices that only exist in one of
-// the two show "-" on the other side.
+// "memory  64 MiB → 96 MiB (pending)". A device that only exists on one
+// side shows "-" on the other.
 func vmShowFields(v *api.VM) []kvField {
 	c := &v.Config
 	fields := []kvField{
@@ -374,36 +383,32 @@ func vmShowFields(v *api.VM) []kvField {
 		{"status", v.Status},
 		{"lock", v.Lock},
 	}
-	cur := vmConfigRows(c)
-	if v.Pending == nil {
-		fields = append(fields, cur...)
-	} else {
-		next := vmConfigRows(v.Pending)
+	cur := vmConfigSections(c)
+	next := cur
+	if v.Pending != nil {
+		next = vmConfigSections(v.Pending)
+	}
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for i := range cur {
 		nextByKey := map[string]string{}
-		for _, r := range next {
+		for _, r := range next[i] {
 			nextByKey[r.key] = r.value
 		}
 		seen := map[string]bool{}
-		dash := func(s string) string {
-			if s == "" {
-				return "-"
+		for _, r := range cur[i] {
+			seen[r.key] = true
+			if to, ok := nextByKey[r.key]; ok && to == r.value {
+				fields = append(fields, r)
+			} else {
+				fields = append(fields, kvField{r.key, dash(r.value) + " → " + dash(to) + " (pending)"})
 			}
-			return s
 		}
-		mark := func(key, from string) {
-			seen[key] = true
-			to, ok := nextByKey[key]
-			if ok && to == from {
-				fields = append(fields, kvField{key, from})
-				return
-			}
-			fields = append(fields, kvField{key, dash(from) + " → " + dash(to) + " (pending)"})
-		}
-		for _, r := range cur {
-			mark(r.key, r.value)
-		}
-		// Devices only the pending config has, after the current ones.
-		for _, r := range next {
+		for _, r := range next[i] {
 			if !seen[r.key] {
 				fields = append(fields, kvField{r.key, "- → " + dash(r.value) + " (pending)"})
 			}

@@ -595,7 +595,14 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 	if err := m.attach(ctx, vmid, c.UUID); err != nil {
 		return err
 	}
-	l.Printf("VM %d started (pid %d)", vmid, m.proc(vmid).pid)
+	pid := m.proc(vmid).pid
+	lim := limitsFor(c.Cores*c.Sockets, c.Memory)
+	if err := placeInCgroup(vmid, pid, lim); err != nil {
+		l.Printf("WARNING: VM %d runs without its own cgroup: %v", vmid, err)
+	} else {
+		l.Printf("cgroup: %d CPUs of time, memory limit %d MiB", lim.QuotaCPU, lim.MemMax>>20)
+	}
+	l.Printf("VM %d started (pid %d)", vmid, pid)
 	return nil
 }
 
@@ -683,6 +690,7 @@ loop:
 	for _, f := range []string{paths.PID, paths.QMP, paths.Serial, paths.VNC} {
 		os.Remove(f)
 	}
+	removeCgroup(vmid)
 	close(p.gone)
 	m.refreshIndex(vmid)
 	m.log.Info("VM stopped", "vmid", vmid)

@@ -1,0 +1,85 @@
+package test
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/corral-project/corral/api"
+)
+
+// TestCLIVM drives a VM's life through the built binary against a real
+// daemon: create with a new disk, start, a change that waits for the next
+// start, status, stop, destroy.
+func TestCLIVM(t *testing.T) {
+	needQEMU(t)
+	n := StartNode(t)
+	env := []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=", "CORRAL_SOCKET=/nonexistent", "CORRAL_SERVER=", "CORRAL_TOKEN="}
+	run := func(args ...string) (string, string, int) {
+		t.Helper()
+		return n.CLI(env, "", args...)
+	}
+	if _, errOut, code := n.CLI(env, n.Password+"\n", "login", "--server", n.URL, "--user", "admin@corral", "--password-stdin"); code != 0 {
+		t.Fatalf("login: %d %s", code, errOut)
+	}
+
+	out, errOut, code := run("vm", "create", "--name", "cli1", "--memory", "64", "--disk", "bus=virtio,storage=local,size=16M", "--wait", "-o", "json")
+	var created struct {
+		VMID   int    `json:"vmid"`
+		Task   string `json:"task"`
+		Status string `json:"status"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &created) != nil || created.VMID < 100 || created.Status != api.TaskOK {
+		t.Fatalf("create: %d %s %s", code, out, errOut)
+	}
+	id := strconv.Itoa(created.VMID)
+	vol := "local:" + id + "/vm-" + id + "-disk-0.qcow2"
+	if out, errOut, code := run("vm", "list"); code != 0 || !strings.Contains(out, id+"   cli1  n1    stopped") {
+		t.Fatalf("list: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code := run("vm", "show", id); code != 0 || !strings.Contains(out, "bus=virtio,volume="+vol) || !strings.Contains(out, "memory       64 MiB\n") {
+		t.Fatalf("show: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code := run("vm", "console", id); code != 1 || !strings.Contains(errOut, "409") || !strings.Contains(errOut, "not running") {
+		t.Fatalf("console of a stopped VM: %d %s", code, errOut)
+	}
+
+	if out, errOut, code := run("vm", "start", id); code != 0 || out != "VM "+id+" started.\n" {
+		t.Fatalf("start: %d %q %s", code, out, errOut)
+	}
+	out, errOut, code = run("vm", "status", id, "-o", "json")
+	var st api.VMStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Status != "running" || st.PID == 0 || st.VMID != created.VMID {
+		t.Fatalf("status: %d %s %s", code, out, errOut)
+	}
+	// Memory can't change live: the change is pending, and show says so.
+	if out, errOut, code := run("vm", "set", id, "--memory", "96"); code != 0 || !strings.Contains(out, "pending") {
+		t.Fatalf("set: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code := run("vm", "show", id); code != 0 || !strings.Contains(out, "memory       64 MiB → 96 MiB (pending)\n") {
+		t.Fatalf("show pending: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code := run("vm", "destroy", id, "--yes"); code != 1 || !strings.Contains(errOut, "running") {
+		t.Fatalf("destroy of a running VM: %d %s", code, errOut)
+	}
+
+	if out, errOut, code := run("vm", "stop", id); code != 0 || out != "VM "+id+" stopped.\n" {
+		t.Fatalf("stop: %d %q %s", code, out, errOut)
+	}
+	if out, errOut, code := run("vm", "status", id, "-o", "json"); code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Status != "stopped" {
+		t.Fatalf("status after stop: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code := run("vm", "destroy", id); code != 2 || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("destroy without --yes: %d %s", code, errOut)
+	}
+	if out, errOut, code := run("vm", "destroy", id, "--yes"); code != 0 || out != "VM "+id+" destroyed.\n" {
+		t.Fatalf("destroy: %d %q %s", code, out, errOut)
+	}
+	if out, _, code := run("vm", "list", "-o", "json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("list after destroy: %d %s", code, out)
+	}
+	if out, _, code := run("storage", "content", "local", "--content", "images", "-o", "json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("disks left after destroy: %d %s", code, out)
+	}
+}
