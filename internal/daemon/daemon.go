@@ -175,6 +175,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		us = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ConnContext: peerContext}
 		go func() { errc <- us.Serve(ln) }()
 	}
+	vms.StartOnBoot(runCtx, c.DataDir)
 	log.Info("corral API ready", "url", "https://"+displayAddr(httpsLn.Addr().String())+"/api/v1", "socket", c.Socket)
 	if ready != nil {
 		ready()

@@ -25,6 +25,8 @@ import (
 	"github.com/corral-project/corral/internal/task"
 )
 
+var defaultShutdown = api.VMShutdown{Force: true}
+
 // Binary is the QEMU system emulator corral runs.
 const Binary = "qemu-system-x86_64"
 
