@@ -160,3 +160,15 @@ type VMSnapshotCreate struct {
 	Name        string `json:"name" minLength:"1" maxLength:"40" pattern:"^[A-Za-z][A-Za-z0-9_-]*$"`
 	Description string `json:"description,omitempty" maxLength:"1024"`
 }
+
+// VMDiskResize grows a disk.
+type VMDiskResize struct {
+	Size string `json:"size" pattern:"^\\+?[0-9]+[KMGT]?$" doc:"new size, or +delta"`
+}
+
+// VMDiskMove moves a stopped VM's disk to another pool.
+type VMDiskMove struct {
+	Storage string `json:"storage" minLength:"1" maxLength:"32"`
+	Format  string `json:"format,omitempty" enum:"raw,qcow2,"`
+	Delete  bool   `json:"delete,omitempty" doc:"free the source volume afterwards (default: keep it)"`
+}

@@ -209,7 +209,20 @@ func (c *Client) SerialConsole(ctx context.Context, vmid int) (net.Conn, error) 
 	// A console line is small, but a guest may write a burst (a boot log)
 	// faster than one frame at a time.
 	ws.SetReadLimit(1 << 20)
-	return websocket.NetConn(ctx, ws, websocket.MessageBinary), nil
+	return consoleConn{websocket.NetConn(ctx, ws, websocket.MessageBinary)}, nil
+}
+
+// consoleConn reads the end of the stream as io.EOF however the server
+// ended it: when a VM stops, the server drops the connection without a
+// websocket close frame, which the websocket library reports as an error.
+type consoleConn struct{ net.Conn }
+
+func (c consoleConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && err != io.EOF && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // websocketClient returns an HTTP client for a websocket handshake: the

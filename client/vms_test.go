@@ -162,6 +162,10 @@ func consoleHandler(t *testing.T, wantAuth string) http.Handler {
 			if err := ws.Write(r.Context(), websocket.MessageBinary, []byte(strings.ToUpper(string(data)))); err != nil {
 				return
 			}
+			if strings.Contains(string(data), "drop") {
+				ws.CloseNow() // no close frame, as the server does when a VM stops
+				return
+			}
 			if strings.Contains(string(data), "bye") {
 				ws.Close(websocket.StatusNormalClosure, "")
 				return
@@ -215,6 +219,24 @@ func TestSerialConsoleTLS(t *testing.T) {
 	other := newTestClient(t, srv, Options{Ticket: "wrong"})
 	if _, err := other.SerialConsole(ctx, 100); StatusOf(err) != 401 {
 		t.Errorf("bad credentials: %v", err)
+	}
+}
+
+// TestSerialConsoleDropped: a connection dropped without a close frame
+// reads as the end of the stream.
+func TestSerialConsoleDropped(t *testing.T) {
+	srv := httptest.NewTLSServer(consoleHandler(t, ""))
+	defer srv.Close()
+	c := newTestClient(t, srv, Options{})
+	conn, err := c.SerialConsole(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("drop"))
+	rest, err := io.ReadAll(conn)
+	if err != nil || string(rest) != "DROP" {
+		t.Errorf("read %q, %v; want DROP and EOF", rest, err)
 	}
 }
 

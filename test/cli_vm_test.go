@@ -1,10 +1,14 @@
 package test
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corral-project/corral/api"
 )
@@ -35,7 +39,13 @@ func TestCLIVM(t *testing.T) {
 	}
 	id := strconv.Itoa(created.VMID)
 	vol := "local:" + id + "/vm-" + id + "-disk-0.qcow2"
-	if out, errOut, code := run("vm", "list"); code != 0 || !strings.Contains(out, id+"   cli1  n1    stopped") {
+	out, errOut, code = run("vm", "list")
+	listed := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		listed = listed || (len(f) > 5 && f[0] == id && f[1] == "cli1" && f[3] == "stopped" && f[5] == "64")
+	}
+	if code != 0 || !listed {
 		t.Fatalf("list: %d %s %s", code, out, errOut)
 	}
 	if out, errOut, code := run("vm", "show", id); code != 0 || !strings.Contains(out, "bus=virtio,volume="+vol) || !strings.Contains(out, "memory       64 MiB\n") {
@@ -64,8 +74,36 @@ func TestCLIVM(t *testing.T) {
 		t.Fatalf("destroy of a running VM: %d %s", code, errOut)
 	}
 
+	// A console attached (stdin not a terminal: a plain pipe) ends
+	// cleanly when the VM stops.
+	console := exec.Command(corralBin, "vm", "console", id)
+	console.Env = append(os.Environ(), env...)
+	console.Stdin = strings.NewReader("\r\n")
+	var conOut, conErr bytes.Buffer
+	console.Stdout, console.Stderr = &conOut, &conErr
+	if err := console.Start(); err != nil {
+		t.Fatal(err)
+	}
+	consoleDone := make(chan error, 1)
+	go func() { consoleDone <- console.Wait() }()
+	time.Sleep(time.Second)
+	select {
+	case err := <-consoleDone:
+		t.Fatalf("console ended while the VM runs: %v %s", err, conErr.String())
+	default:
+	}
+
 	if out, errOut, code := run("vm", "stop", id); code != 0 || out != "VM "+id+" stopped.\n" {
 		t.Fatalf("stop: %d %q %s", code, out, errOut)
+	}
+	select {
+	case err := <-consoleDone:
+		if err != nil || conErr.Len() != 0 {
+			t.Fatalf("console after stop: %v %q", err, conErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		console.Process.Kill()
+		t.Fatal("console still attached 10s after the VM stopped")
 	}
 	if out, errOut, code := run("vm", "status", id, "-o", "json"); code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Status != "stopped" {
 		t.Fatalf("status after stop: %d %s %s", code, out, errOut)

@@ -169,6 +169,19 @@ func TestVMLifecycleAndRestart(t *testing.T) {
 		t.Fatalf("reused VNC ticket: %v", err)
 	}
 
+	// Online resize through QMP.
+	var rref api.TaskRef
+	if _, err := c.Do(bg, "POST", "/vms/100/disks/0/resize", nil, api.VMDiskResize{Size: "+16M"}, &rref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, rref.Task)
+	if vols := contentOf(t, c, "local", "images"); len(vols) != 1 || vols[0].Size != 80<<20 {
+		t.Fatalf("after online resize: %+v", vols)
+	}
+	if _, err := c.Do(bg, "POST", "/vms/100/disks/0/move", nil, api.VMDiskMove{Storage: "local"}, nil); client.StatusOf(err) != 409 {
+		t.Fatalf("move disk of a running VM: %v", err)
+	}
+
 	// Suspend/resume.
 	upid, _ = vmAction(t, c, 100, "suspend")
 	waitOK(t, c, upid)
@@ -324,7 +337,26 @@ func TestVMTemplateAndParallelClones(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOK(t, c, full.Task)
+	// Move the full clone's disk to another pool, then grow it offline.
+	second := t.TempDir()
+	if _, err := c.Do(bg, "POST", "/storage", nil, api.Storage{Storage: "second", Type: "dir", Path: second, Content: []string{"images"}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	var ref api.TaskRef
+	if _, err := c.Do(bg, "POST", "/vms/950/disks/0/move", nil, api.VMDiskMove{Storage: "second", Format: "raw", Delete: true}, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	var moved api.VM
+	c.Do(bg, "GET", "/vms/950/config", nil, nil, &moved)
+	if moved.Config.Disks[0].Volume != "second:950/vm-950-disk-0.raw" {
+		t.Fatalf("moved disk: %+v", moved.Config.Disks)
+	}
+	c.Do(bg, "POST", "/vms/950/disks/0/resize", nil, api.VMDiskResize{Size: "512M"}, &ref)
+	waitOK(t, c, ref.Task)
+	if vols := contentOf(t, c, "second", "images"); len(vols) != 1 || vols[0].Size != 512<<20 {
+		t.Fatalf("after offline resize: %+v", vols)
+	}
 	if _, err := c.Do(bg, "POST", "/vms/900/template", nil, nil, &ref); err != nil {
 		t.Fatal(err)
 	}

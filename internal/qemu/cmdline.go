@@ -1,7 +1,9 @@
 package qemu
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -157,3 +159,13 @@ func BuildArgs(c api.VMConfig, p Paths, r Resolved) []string {
 // comma would start a new option (QEMU's escaping is ",,", which corral
 // never needs because its paths and names have no commas).
 func qemuValueSafe(s string) bool { return !strings.ContainsAny(s, ",\x00\n") }
+
+// qemuImg runs qemu-img (argument list, no shell) with its message on failure.
+func qemuImg(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, "qemu-img", args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("qemu-img %s: %s", args[0], strings.TrimSpace(string(out)))
+	}
+	return nil
+}

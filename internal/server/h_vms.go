@@ -336,3 +336,42 @@ func (s *Server) vncRoutes() {
 			}}, nil
 		})
 }
+
+type vmResizeIn struct {
+	VMDiskParam
+	Body api.VMDiskResize
+}
+type vmMoveIn struct {
+	VMDiskParam
+	Body api.VMDiskMove
+}
+
+// VMDiskParam names one disk of a VM.
+type VMDiskParam struct {
+	VMIDParam
+	Disk int `path:"disk" minimum:"0" maximum:"29" doc:"disk index (disk0 = 0)"`
+}
+
+func (s *Server) vmDiskRoutes() {
+	tags := []string{"vms"}
+	dp := "/vms/{vmid}/disks/{disk}"
+	register(s, huma.Operation{OperationID: "vm-disk-resize", Method: "POST", Path: dp + "/resize", Summary: "Grow a VM disk (live when running)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Config.Disk"}}, func(ctx context.Context, in *vmResizeIn) (*taskRefOut, error) {
+			upid, err := s.VMs.ResizeDisk(ctx, in.VMID, in.Disk, in.Body.Size, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "vm-disk-move", Method: "POST", Path: dp + "/move", Summary: "Move a stopped VM's disk to another pool", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Config.Disk"}}, func(ctx context.Context, in *vmMoveIn) (*taskRefOut, error) {
+			if !caller(ctx).Ev.Has("/storage/"+in.Body.Storage, "Datastore.AllocateSpace") {
+				return nil, errs.Forbidden("permission denied: Datastore.AllocateSpace required on /storage/%s", in.Body.Storage)
+			}
+			upid, err := s.VMs.MoveDisk(ctx, in.VMID, in.Disk, in.Body, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+}

@@ -13,4 +13,5 @@ func (s *Server) routes() {
 	s.vmTemplateRoutes()
 	s.vmSnapshotRoutes()
 	s.vncRoutes()
+	s.vmDiskRoutes()
 }
