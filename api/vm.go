@@ -33,28 +33,29 @@ type VMNet struct {
 
 // VMConfig is a virtual machine's configuration.
 type VMConfig struct {
-	VMID        int       `json:"vmid" readOnly:"true"`
-	Name        string    `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
-	Node        string    `json:"node" readOnly:"true"`
-	Description string    `json:"description,omitempty" maxLength:"8192"`
-	Tags        []string  `json:"tags,omitempty" maxItems:"32"`
-	Cores       int       `json:"cores" minimum:"1" maximum:"128"`
-	Sockets     int       `json:"sockets" minimum:"1" maximum:"4"`
-	CPU         string    `json:"cpu" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
-	Memory      int       `json:"memory" minimum:"16" maximum:"4194304" doc:"MiB"`
-	Balloon     int       `json:"balloon,omitempty" minimum:"0" maximum:"4194304" doc:"MiB; 0 disables the balloon device"`
-	Machine     string    `json:"machine" enum:"q35,pc"`
-	BIOS        string    `json:"bios" enum:"seabios,ovmf"`
-	Boot        []string  `json:"boot,omitempty" maxItems:"16" doc:"device order, e.g. [\"cdrom0\",\"disk0\",\"net0\"]"`
-	Disks       []VMDisk  `json:"disks,omitempty" maxItems:"30"`
-	CDROMs      []VMCDROM `json:"cdroms,omitempty" maxItems:"4"`
-	Nets        []VMNet   `json:"nets,omitempty" maxItems:"32"`
-	Serial      bool      `json:"serial" doc:"a serial port on a socket (serial0), reachable through the console websocket"`
-	VGA         string    `json:"vga" enum:"std,virtio,qxl,serial0,none"`
-	OnBoot      bool      `json:"onboot,omitempty"`
-	Protection  bool      `json:"protection,omitempty" doc:"refuse deletion"`
-	Template    bool      `json:"template,omitempty" readOnly:"true"`
-	UUID        string    `json:"uuid" readOnly:"true" doc:"SMBIOS UUID, stable for the VM's life"`
+	VMID        int          `json:"vmid" readOnly:"true"`
+	Name        string       `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
+	Node        string       `json:"node" readOnly:"true"`
+	Description string       `json:"description,omitempty" maxLength:"8192"`
+	Tags        []string     `json:"tags,omitempty" maxItems:"32"`
+	Cores       int          `json:"cores" minimum:"1" maximum:"128"`
+	Sockets     int          `json:"sockets" minimum:"1" maximum:"4"`
+	CPU         string       `json:"cpu" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
+	Memory      int          `json:"memory" minimum:"16" maximum:"4194304" doc:"MiB"`
+	Balloon     int          `json:"balloon,omitempty" minimum:"0" maximum:"4194304" doc:"MiB; 0 disables the balloon device"`
+	Machine     string       `json:"machine" enum:"q35,pc"`
+	BIOS        string       `json:"bios" enum:"seabios,ovmf"`
+	Boot        []string     `json:"boot,omitempty" maxItems:"16" doc:"device order, e.g. [\"cdrom0\",\"disk0\",\"net0\"]"`
+	Disks       []VMDisk     `json:"disks,omitempty" maxItems:"30"`
+	CDROMs      []VMCDROM    `json:"cdroms,omitempty" maxItems:"4"`
+	Nets        []VMNet      `json:"nets,omitempty" maxItems:"32"`
+	Serial      bool         `json:"serial" doc:"a serial port on a socket (serial0), reachable through the console websocket"`
+	VGA         string       `json:"vga" enum:"std,virtio,qxl,serial0,none"`
+	OnBoot      bool         `json:"onboot,omitempty"`
+	CloudInit   *VMCloudInit `json:"cloudinit,omitempty" doc:"first-boot settings, given to the guest as a NoCloud seed CD-ROM"`
+	Protection  bool         `json:"protection,omitempty" doc:"refuse deletion"`
+	Template    bool         `json:"template,omitempty" readOnly:"true"`
+	UUID        string       `json:"uuid" readOnly:"true" doc:"SMBIOS UUID, stable for the VM's life"`
 }
 
 // VM is a VM as the API returns it: its config, pending changes, lock and digest.
@@ -69,50 +70,52 @@ type VM struct {
 // VMCreate creates a VM. Omitted fields get defaults: 1 core, 1 socket,
 // 512 MiB, q35, seabios, cpu x86-64-v2 (host where KVM works), vga std.
 type VMCreate struct {
-	VMID        int       `json:"vmid,omitempty" minimum:"0" maximum:"999999999" doc:"default: next free ID"`
-	Name        string    `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
-	Node        string    `json:"node,omitempty" maxLength:"63" doc:"default: the node answering"`
-	Description string    `json:"description,omitempty" maxLength:"8192"`
-	Tags        []string  `json:"tags,omitempty" maxItems:"32"`
-	Cores       int       `json:"cores,omitempty" minimum:"0" maximum:"128"`
-	Sockets     int       `json:"sockets,omitempty" minimum:"0" maximum:"4"`
-	CPU         string    `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64,"`
-	Memory      int       `json:"memory,omitempty" minimum:"0" maximum:"4194304"`
-	Balloon     int       `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
-	Machine     string    `json:"machine,omitempty" enum:"q35,pc,"`
-	BIOS        string    `json:"bios,omitempty" enum:"seabios,ovmf,"`
-	Boot        []string  `json:"boot,omitempty" maxItems:"16"`
-	Disks       []VMDisk  `json:"disks,omitempty" maxItems:"30"`
-	CDROMs      []VMCDROM `json:"cdroms,omitempty" maxItems:"4"`
-	Nets        []VMNet   `json:"nets,omitempty" maxItems:"32"`
-	Serial      *bool     `json:"serial,omitempty" doc:"default true"`
-	VGA         string    `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none,"`
-	OnBoot      bool      `json:"onboot,omitempty"`
-	Protection  bool      `json:"protection,omitempty"`
-	Start       bool      `json:"start,omitempty" doc:"start the VM once created"`
+	VMID        int          `json:"vmid,omitempty" minimum:"0" maximum:"999999999" doc:"default: next free ID"`
+	Name        string       `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
+	Node        string       `json:"node,omitempty" maxLength:"63" doc:"default: the node answering"`
+	Description string       `json:"description,omitempty" maxLength:"8192"`
+	Tags        []string     `json:"tags,omitempty" maxItems:"32"`
+	Cores       int          `json:"cores,omitempty" minimum:"0" maximum:"128"`
+	Sockets     int          `json:"sockets,omitempty" minimum:"0" maximum:"4"`
+	CPU         string       `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64,"`
+	Memory      int          `json:"memory,omitempty" minimum:"0" maximum:"4194304"`
+	Balloon     int          `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
+	Machine     string       `json:"machine,omitempty" enum:"q35,pc,"`
+	BIOS        string       `json:"bios,omitempty" enum:"seabios,ovmf,"`
+	Boot        []string     `json:"boot,omitempty" maxItems:"16"`
+	Disks       []VMDisk     `json:"disks,omitempty" maxItems:"30"`
+	CDROMs      []VMCDROM    `json:"cdroms,omitempty" maxItems:"4"`
+	Nets        []VMNet      `json:"nets,omitempty" maxItems:"32"`
+	Serial      *bool        `json:"serial,omitempty" doc:"default true"`
+	VGA         string       `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none,"`
+	OnBoot      bool         `json:"onboot,omitempty"`
+	CloudInit   *VMCloudInit `json:"cloudinit,omitempty"`
+	Protection  bool         `json:"protection,omitempty"`
+	Start       bool         `json:"start,omitempty" doc:"start the VM once created"`
 }
 
 // VMUpdate changes a VM's config; absent fields are kept. On a running VM,
 // changes that need a restart become pending.
 type VMUpdate struct {
-	Name        *string    `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
-	Description *string    `json:"description,omitempty" maxLength:"8192"`
-	Tags        *[]string  `json:"tags,omitempty" maxItems:"32"`
-	Cores       *int       `json:"cores,omitempty" minimum:"1" maximum:"128"`
-	Sockets     *int       `json:"sockets,omitempty" minimum:"1" maximum:"4"`
-	CPU         *string    `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
-	Memory      *int       `json:"memory,omitempty" minimum:"16" maximum:"4194304"`
-	Balloon     *int       `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
-	Machine     *string    `json:"machine,omitempty" enum:"q35,pc"`
-	BIOS        *string    `json:"bios,omitempty" enum:"seabios,ovmf"`
-	Boot        *[]string  `json:"boot,omitempty" maxItems:"16"`
-	CDROMs      *[]VMCDROM `json:"cdroms,omitempty" maxItems:"4"`
-	Nets        *[]VMNet   `json:"nets,omitempty" maxItems:"32"`
-	Serial      *bool      `json:"serial,omitempty"`
-	VGA         *string    `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none"`
-	OnBoot      *bool      `json:"onboot,omitempty"`
-	Protection  *bool      `json:"protection,omitempty"`
-	Revert      bool       `json:"revert,omitempty" doc:"drop pending changes"`
+	Name        *string      `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
+	Description *string      `json:"description,omitempty" maxLength:"8192"`
+	Tags        *[]string    `json:"tags,omitempty" maxItems:"32"`
+	Cores       *int         `json:"cores,omitempty" minimum:"1" maximum:"128"`
+	Sockets     *int         `json:"sockets,omitempty" minimum:"1" maximum:"4"`
+	CPU         *string      `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
+	Memory      *int         `json:"memory,omitempty" minimum:"16" maximum:"4194304"`
+	Balloon     *int         `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
+	Machine     *string      `json:"machine,omitempty" enum:"q35,pc"`
+	BIOS        *string      `json:"bios,omitempty" enum:"seabios,ovmf"`
+	Boot        *[]string    `json:"boot,omitempty" maxItems:"16"`
+	CDROMs      *[]VMCDROM   `json:"cdroms,omitempty" maxItems:"4"`
+	Nets        *[]VMNet     `json:"nets,omitempty" maxItems:"32"`
+	Serial      *bool        `json:"serial,omitempty"`
+	VGA         *string      `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none"`
+	OnBoot      *bool        `json:"onboot,omitempty"`
+	CloudInit   *VMCloudInit `json:"cloudinit,omitempty" doc:"replaces the cloud-init settings; {} removes them"`
+	Protection  *bool        `json:"protection,omitempty"`
+	Revert      bool         `json:"revert,omitempty" doc:"drop pending changes"`
 }
 
 // VMStatus is a VM's runtime state on its node.
@@ -171,4 +174,15 @@ type VMDiskMove struct {
 	Storage string `json:"storage" minLength:"1" maxLength:"32"`
 	Format  string `json:"format,omitempty" enum:"raw,qcow2,"`
 	Delete  bool   `json:"delete,omitempty" doc:"free the source volume afterwards (default: keep it)"`
+}
+
+// VMCloudInit is what cloud-init in the guest applies at first boot.
+type VMCloudInit struct {
+	User         string   `json:"user,omitempty" maxLength:"32" pattern:"^$|^[a-z_][a-z0-9_-]*$"`
+	PasswordHash string   `json:"password_hash,omitempty" maxLength:"256" pattern:"^$|^\\$(1|5|6|y|2[aby])\\$[./A-Za-z0-9$]+$" doc:"crypt(3) hash (e.g. from mkpasswd -m sha-512); plain passwords are never stored"`
+	SSHKeys      []string `json:"ssh_keys,omitempty" maxItems:"32"`
+	IP           string   `json:"ip,omitempty" maxLength:"64" doc:"dhcp, or an address in CIDR form"`
+	Gateway      string   `json:"gw,omitempty" maxLength:"64"`
+	Nameserver   []string `json:"nameserver,omitempty" maxItems:"3"`
+	SearchDomain string   `json:"searchdomain,omitempty" maxLength:"253" pattern:"^$|^[A-Za-z0-9.-]+$"`
 }

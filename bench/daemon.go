@@ -397,23 +397,6 @@ func (l *lab) prepareUsers(ctx context.Context, n *node) error {
 type startResult struct {
 	durations []time.Duration
 	mems      []memInfo // only for fresh starts: RSS after idling
-	settled   memInfo   // only for fresh starts: the first one's RSS after -settle
-}
-
-// settledMem waits until the daemon has been up for l.cfg.settle and reads
-// its memory again. Go forces a GC every two minutes; only after it does
-// the runtime return heap freed during start-up (the admin password's
-// 19 MiB argon2 block, above all) to the kernel.
-func (l *lab) settledMem(ctx context.Context, n *node) (memInfo, error) {
-	logf("fresh daemon 1: waiting until %s after start for the RSS once Go's periodic GC has run", l.cfg.settle)
-	if err := sleep(ctx, l.cfg.settle-l.cfg.idle); err != nil {
-		return memInfo{}, err
-	}
-	m, err := n.mem()
-	if err == nil {
-		logf("fresh daemon 1 settled RSS %.1f MB", mb1(m.RSS))
-	}
-	return m, err
 }
 
 // measureFreshStarts boots brand-new single-node clusters (etcd init, CA
@@ -439,11 +422,6 @@ func (l *lab) measureFreshStarts(ctx context.Context) (startResult, error) {
 			return r, err
 		}
 		logf("fresh daemon %d/%d idle RSS %.1f MB", i+1, l.cfg.starts, mb1(m.RSS))
-		if i == 0 && l.cfg.settle > l.cfg.idle {
-			if r.settled, err = l.settledMem(ctx, n); err != nil {
-				return r, err
-			}
-		}
 		if err := n.stop(); err != nil {
 			return r, err
 		}

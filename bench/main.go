@@ -48,7 +48,6 @@ type config struct {
 	writeDur    time.Duration
 	writers     int
 	idle        time.Duration
-	settle      time.Duration
 	starts      int
 	keep        bool
 	profileDir  string
@@ -69,7 +68,6 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&c.writeDur, "write-duration", 3*time.Second, "length of one write run")
 	flag.IntVar(&c.writers, "writers", 8, "concurrent writers in the concurrent write benchmark")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "how long a daemon sits idle before its RSS is read")
-	flag.DurationVar(&c.settle, "settle", 130*time.Second, "also read the first fresh daemon's RSS this long after start, past Go's 2-minute forced GC (0: skip)")
 	flag.IntVar(&c.starts, "starts", 3, "daemon starts per start-time benchmark (the median is reported)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp dir (data dirs, daemon logs) for inspection")
 	flag.StringVar(&c.profileDir, "profile", "", "instead of the report, run the daemon in-process and write CPU/heap profiles to this dir")
@@ -163,11 +161,11 @@ func run(ctx context.Context, cfg config) error {
 // withStore runs fn with node n's store open in this process. The daemon
 // must be stopped: an etcd data dir serves one member process at a time.
 func withStore(ctx context.Context, n *node, fn func(*store.Store) error) error {
-	st, closeStore, err := openStore(ctx, n)
+	st, err := openStore(ctx, n)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer st.Close()
 	return fn(st)
 }
 
@@ -217,13 +215,9 @@ func (l *lab) apiPhase(ctx context.Context, n *node, r *report) error {
 
 var t0 = time.Now()
 
-// progress is the real stderr, captured before openStore redirects
-// os.Stderr for etcd's logger.
-var progress = os.Stderr
-
 // logf prints progress to stderr, stamped with the time since start.
 func logf(format string, args ...any) {
-	fmt.Fprintf(progress, "[%6.1fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // sleep waits for d unless ctx is cancelled first.

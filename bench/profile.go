@@ -44,16 +44,13 @@ func runProfile(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	// Everything etcd and the daemon log goes to a file; progress stays on
-	// the real stderr.
+	// The daemon's log (etcd's included) goes to a file, keeping the
+	// progress output readable.
 	logFile, err := os.Create(n.logPath)
 	if err != nil {
 		return fmt.Errorf("daemon log: %w", err)
 	}
 	defer logFile.Close()
-	saved := os.Stderr
-	os.Stderr = logFile
-	defer func() { os.Stderr = saved }()
 
 	if err := seedOnly(ctx, n, cfg.guests); err != nil {
 		return err

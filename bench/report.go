@@ -171,9 +171,6 @@ func (r *report) summary(b *strings.Builder) {
 	}
 	rss := r.freshIdleMem().RSS * 1024
 	fmt.Fprintf(b, "| Idle RSS of a fresh daemon < 80 MB, %s after start (median of %d) | %s | %s |\n", r.cfg.idle, len(r.fresh.mems), mb(rss), yesNo(rss < targetIdleRSSB))
-	if settled := r.fresh.settled.RSS * 1024; settled > 0 {
-		fmt.Fprintf(b, "| Idle RSS of a fresh daemon < 80 MB, %s after start (once Go's periodic GC has run) | %s | %s |\n", r.cfg.settle, mb(settled), yesNo(settled < targetIdleRSSB))
-	}
 	fmt.Fprintf(b, "\n")
 }
 
@@ -244,8 +241,8 @@ func (r *report) memorySection(b *strings.Builder) {
 	fmt.Fprintf(b, "## 3. Daemon memory\n\n")
 	fmt.Fprintf(b, "From `/proc/<pid>/status` (MB = 10⁶ bytes). RssAnon is heap and stacks; RssFile is mapped files "+
 		"(the binary's text, etcd's bbolt database). VmHWM is the peak RSS so far. "+
-		"An idle Go program collects garbage only every two minutes, and only then hands freed heap back to the kernel, "+
-		"so an idle reading before that still holds what start-up (or a login) allocated and freed.\n\n")
+		"Go returns freed heap to the kernel lazily (an idle daemon collects only every two minutes), so a reading soon "+
+		"after a burst still holds some of what the burst allocated.\n\n")
 	fmt.Fprintf(b, "| Daemon | VmRSS | RssAnon | RssFile | VmHWM | Target |\n|---|---:|---:|---:|---:|---|\n")
 	row := func(name string, m memInfo, target string) {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", name, mb(m.RSS*1024), mb(m.Anon*1024), mb(m.File*1024), mb(m.HWM*1024), target)
@@ -253,10 +250,6 @@ func (r *report) memorySection(b *strings.Builder) {
 	fresh := r.freshIdleMem()
 	row(fmt.Sprintf("New cluster, idle %s after start (median of %d)", r.cfg.idle, len(r.fresh.mems)), fresh,
 		fmt.Sprintf("< 80 MB: %s", yesNo(fresh.RSS*1024 < targetIdleRSSB)))
-	if r.fresh.settled.RSS > 0 {
-		row(fmt.Sprintf("New cluster, idle %s after start (first of the above)", r.cfg.settle), r.fresh.settled,
-			fmt.Sprintf("< 80 MB: %s", yesNo(r.fresh.settled.RSS*1024 < targetIdleRSSB)))
-	}
 	row(fmt.Sprintf("%s guests, idle %s after restart", thousands(r.cfg.guests), r.cfg.idle), r.memSeeded, "")
 	row(fmt.Sprintf("%s guests, right after the read benchmark", thousands(r.cfg.guests)), r.memAfterLoad, "")
 	fmt.Fprintf(b, "\nThe seeded node's etcd database file is %s.\n\n", mb(r.storeDBBytes))

@@ -25,32 +25,22 @@ const seedBatch = 500
 // openStore opens node n's store in this process. The daemon must be
 // stopped: an etcd data dir can be used by one member process at a time.
 // It reuses the daemon's peer URL, which is free while the daemon is down.
-func openStore(ctx context.Context, n *node) (*store.Store, func(), error) {
+func openStore(ctx context.Context, n *node) (*store.Store, error) {
 	if err := os.MkdirAll(n.dataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	// etcd's zap logger writes to whatever os.Stderr is when the member
-	// starts, and logs errors with stack traces on every clean shutdown.
-	// Point it at a file so that noise stays out of the progress output.
-	etcdLog, err := os.OpenFile(filepath.Join(filepath.Dir(n.dataDir), "bench-etcd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("etcd log: %w", err)
-	}
-	saved := os.Stderr
-	os.Stderr = etcdLog
 	st, err := store.Open(ctx, store.Config{
 		Name:      nodeName,
 		DataDir:   n.dataDir,
 		ClientURL: "unix://" + filepath.Join(n.dataDir, "bench-store.sock"),
 		PeerURL:   n.peerURL,
-		Logger:    slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// etcd's own warnings arrive through this logger too.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	os.Stderr = saved
 	if err != nil {
-		etcdLog.Close()
-		return nil, nil, fmt.Errorf("open store of %s: %w", n.label, err)
+		return nil, fmt.Errorf("open store of %s: %w", n.label, err)
 	}
-	return st, func() { st.Close(); etcdLog.Close() }, nil
+	return st, nil
 }
 
 // guestMeta is the record of guest vmid: two thirds VMs, one third

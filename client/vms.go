@@ -141,6 +141,18 @@ func (c *Client) VMAction(ctx context.Context, vmid int, action string, sd *api.
 	return ref.Task, nil
 }
 
+// taskRef posts to path and returns the UPID of the task it started.
+func (c *Client) taskRef(ctx context.Context, method, path string, body any, what string) (string, error) {
+	var ref api.TaskRef
+	if _, err := c.Do(ctx, method, path, nil, body, &ref); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if ref.Task == "" {
+		return "", fmt.Errorf("%s: server returned no task ID", what)
+	}
+	return ref.Task, nil
+}
+
 // StartVM starts a stopped VM, as a task.
 func (c *Client) StartVM(ctx context.Context, vmid int) (string, error) {
 	return c.VMAction(ctx, vmid, VMStart, nil)
@@ -166,6 +178,72 @@ func (c *Client) VMStatus(ctx context.Context, vmid int) (*api.VMStatus, error) 
 	return &out, nil
 }
 
+// ---- templates and clones ----
+
+// TemplateVM turns a stopped VM into a template, as a task: its disks
+// become read-only base volumes that linked clones share.
+func (c *Client) TemplateVM(ctx context.Context, vmid int) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "template"), nil, fmt.Sprintf("make VM %d a template", vmid))
+}
+
+// CloneVM clones a stopped VM or a template into a new VM on the same
+// node, as a task; the answer names the new VM's ID.
+func (c *Client) CloneVM(ctx context.Context, vmid int, in api.VMClone) (*VMCreated, error) {
+	var out VMCreated
+	if _, err := c.Do(ctx, http.MethodPost, vmPath(vmid, "clone"), nil, in, &out); err != nil {
+		return nil, fmt.Errorf("clone VM %d: %w", vmid, err)
+	}
+	if out.Task == "" {
+		return nil, fmt.Errorf("clone VM %d: server returned no task ID", vmid)
+	}
+	return &out, nil
+}
+
+// ---- snapshots ----
+
+// VMSnapshots lists a VM's snapshots; Parent links them into a tree and
+// Current marks the one the VM's state derives from.
+func (c *Client) VMSnapshots(ctx context.Context, vmid int) ([]api.VMSnapshot, error) {
+	var out []api.VMSnapshot
+	if _, err := c.Do(ctx, http.MethodGet, vmPath(vmid, "snapshot"), nil, nil, &out); err != nil {
+		return nil, fmt.Errorf("list snapshots of VM %d: %w", vmid, err)
+	}
+	return out, nil
+}
+
+// SnapshotVM takes a snapshot, as a task: of the disks when the VM is
+// stopped, of the disks and its RAM when it runs.
+func (c *Client) SnapshotVM(ctx context.Context, vmid int, in api.VMSnapshotCreate) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "snapshot"), in, fmt.Sprintf("snapshot VM %d", vmid))
+}
+
+// RollbackVM returns a VM to a snapshot, as a task.
+func (c *Client) RollbackVM(ctx context.Context, vmid int, name string) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "snapshot", name, "rollback"), nil, fmt.Sprintf("roll VM %d back to %s", vmid, name))
+}
+
+// DeleteVMSnapshot deletes a snapshot, as a task.
+func (c *Client) DeleteVMSnapshot(ctx context.Context, vmid int, name string) (string, error) {
+	return c.taskRef(ctx, http.MethodDelete, vmPath(vmid, "snapshot", name), nil, fmt.Sprintf("delete snapshot %s of VM %d", name, vmid))
+}
+
+// ---- disks ----
+
+// ResizeVMDisk grows disk (0 for disk0) to size ("20G"), or by size when
+// it starts with "+" ("+5G"), as a task; live when the VM runs.
+func (c *Client) ResizeVMDisk(ctx context.Context, vmid, disk int, size string) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "disks", strconv.Itoa(disk), "resize"), api.VMDiskResize{Size: size},
+		fmt.Sprintf("resize disk%d of VM %d", disk, vmid))
+}
+
+// MoveVMDisk moves a stopped VM's disk to another pool, as a task.
+func (c *Client) MoveVMDisk(ctx context.Context, vmid, disk int, in api.VMDiskMove) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "disks", strconv.Itoa(disk), "move"), in,
+		fmt.Sprintf("move disk%d of VM %d to %s", disk, vmid, in.Storage))
+}
+
+// ---- consoles ----
+
 // SerialConsole connects to the first serial port of a running VM through
 // the console websocket. The connection carries the port's raw bytes both
 // ways; closing it detaches (the VM keeps running). It lives until ctx
@@ -173,14 +251,51 @@ func (c *Client) VMStatus(ctx context.Context, vmid int) (*api.VMStatus, error) 
 // client's Timeout. Errors the server answers with instead of a websocket
 // (a stopped VM, no permission) are *api.Problem values as usual.
 func (c *Client) SerialConsole(ctx context.Context, vmid int) (net.Conn, error) {
-	path := vmPath(vmid, "termwebsocket")
-	req, err := c.newRequest(ctx, http.MethodGet, path, nil, nil, nil)
+	conn, err := c.dialWebsocket(ctx, vmPath(vmid, "termwebsocket"), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open console of VM %d: %w", vmid, err)
 	}
+	return conn, nil
+}
+
+// VNCTicket answers VNCProxy.
+type VNCTicket struct {
+	Ticket   string `json:"ticket"`
+	Password string `json:"password"`
+}
+
+// VNCProxy opens a VNC session on a running VM's display: a one-time
+// ticket for VNCConsole, valid for 60 seconds, and the RFB (VNC) password
+// the viewer must give. Each call sets a new password.
+func (c *Client) VNCProxy(ctx context.Context, vmid int) (*VNCTicket, error) {
+	var out VNCTicket
+	if _, err := c.Do(ctx, http.MethodPost, vmPath(vmid, "vncproxy"), nil, nil, &out); err != nil {
+		return nil, fmt.Errorf("open VNC session on VM %d: %w", vmid, err)
+	}
+	return &out, nil
+}
+
+// VNCConsole connects to a VM's display with a ticket from VNCProxy. The
+// connection carries RFB, as a VNC viewer speaks it; like SerialConsole it
+// lives until ctx ends or either side closes it.
+func (c *Client) VNCConsole(ctx context.Context, vmid int, ticket string) (net.Conn, error) {
+	conn, err := c.dialWebsocket(ctx, vmPath(vmid, "vncwebsocket"), url.Values{"vncticket": {ticket}})
+	if err != nil {
+		return nil, fmt.Errorf("open VNC display of VM %d: %w", vmid, err)
+	}
+	return conn, nil
+}
+
+// dialWebsocket opens one of the server's byte-stream websockets (binary
+// frames) with the client's credentials and transport.
+func (c *Client) dialWebsocket(ctx context.Context, path string, query url.Values) (net.Conn, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, path, query, nil, nil)
+	if err != nil {
+		return nil, err
+	}
 	hc, err := c.websocketClient()
 	if err != nil {
-		return nil, fmt.Errorf("open console of VM %d: %w", vmid, err)
+		return nil, err
 	}
 	dctx := ctx
 	if c.timeout > 0 {
@@ -199,15 +314,15 @@ func (c *Client) SerialConsole(ctx context.Context, vmid int) (net.Conn, error) 
 			if resp.Body != nil {
 				data, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
 			}
-			return nil, fmt.Errorf("open console of VM %d: %w", vmid, decodeProblem(resp.StatusCode, resp.Header.Get("Content-Type"), data))
+			return nil, decodeProblem(resp.StatusCode, resp.Header.Get("Content-Type"), data)
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = ctxErr
 		}
-		return nil, fmt.Errorf("open console of VM %d: %w", vmid, c.transportError(http.MethodGet, path, err))
+		return nil, c.transportError(http.MethodGet, path, err)
 	}
-	// A console line is small, but a guest may write a burst (a boot log)
-	// faster than one frame at a time.
+	// A guest may write a burst (a boot log, a screen update) larger than
+	// the library's default frame limit.
 	ws.SetReadLimit(1 << 20)
 	return consoleConn{websocket.NetConn(ctx, ws, websocket.MessageBinary)}, nil
 }

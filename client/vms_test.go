@@ -27,13 +27,15 @@ func TestVMRequests(t *testing.T) {
 		last = storageRequest{r.Method, r.URL.Path, r.URL.EscapedPath(), r.URL.RawQuery, string(b), r.Header.Get("If-Match"), r.Header.Get("Content-Type")}
 		mu.Unlock()
 		switch {
-		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/vms":
+		case r.Method == http.MethodPost && (r.URL.Path == "/api/v1/vms" || strings.HasSuffix(r.URL.Path, "/clone")):
 			w.WriteHeader(http.StatusAccepted)
-			io.WriteString(w, `{"task":"UPID:n1:1:2:qmcreate:100:root@pam:","vmid":100}`)
-		case r.Method == http.MethodDelete || strings.Contains(r.URL.Path, "/status/"):
+			io.WriteString(w, `{"task":"UPID:n1:1:2:qmcreate:101:root@pam:","vmid":101}`)
+		case strings.HasSuffix(r.URL.Path, "/vncproxy"):
+			io.WriteString(w, `{"ticket":"t1","password":"p1"}`)
+		case r.Method == http.MethodDelete || r.Method == http.MethodPost:
 			w.WriteHeader(http.StatusAccepted)
 			io.WriteString(w, `{"task":"UPID:n1:1:2:qmx:100:root@pam:"}`)
-		case r.URL.Path == "/api/v1/vms":
+		case r.URL.Path == "/api/v1/vms" || strings.HasSuffix(r.URL.Path, "/snapshot"):
 			io.WriteString(w, `[]`)
 		default:
 			w.Header().Set("ETag", `"d9"`)
@@ -66,7 +68,7 @@ func TestVMRequests(t *testing.T) {
 		}, "GET", "/api/v1/vms/100/config", "", "", ""},
 		{"create", func() error {
 			cr, err := c.CreateVM(ctx, api.VMCreate{Name: "web1", Memory: 64, Disks: []api.VMDisk{{Bus: "virtio", Storage: "local", Size: "1G"}}, Start: true})
-			if err == nil && (cr.VMID != 100 || cr.Task == "") {
+			if err == nil && (cr.VMID != 101 || cr.Task == "") {
 				t.Errorf("created %+v", cr)
 			}
 			return err
@@ -91,6 +93,38 @@ func TestVMRequests(t *testing.T) {
 			"POST", "/api/v1/vms/100/status/resume", "", "", ""},
 		{"status", func() error { _, err := c.VMStatus(ctx, 100); return err },
 			"GET", "/api/v1/vms/100/status", "", "", ""},
+		{"template", func() error { _, err := c.TemplateVM(ctx, 100); return err },
+			"POST", "/api/v1/vms/100/template", "", "", ""},
+		{"clone", func() error {
+			cr, err := c.CloneVM(ctx, 100, api.VMClone{NewID: 101, Name: "web2", Full: true})
+			if err == nil && cr.VMID != 101 {
+				t.Errorf("clone %+v", cr)
+			}
+			return err
+		}, "POST", "/api/v1/vms/100/clone", "", `{"newid":101,"name":"web2","full":true}`, ""},
+		{"snapshots", func() error { _, err := c.VMSnapshots(ctx, 100); return err },
+			"GET", "/api/v1/vms/100/snapshot", "", "", ""},
+		{"snapshot", func() error {
+			_, err := c.SnapshotVM(ctx, 100, api.VMSnapshotCreate{Name: "before", Description: "pre-upgrade"})
+			return err
+		}, "POST", "/api/v1/vms/100/snapshot", "", `{"name":"before","description":"pre-upgrade"}`, ""},
+		{"rollback", func() error { _, err := c.RollbackVM(ctx, 100, "before"); return err },
+			"POST", "/api/v1/vms/100/snapshot/before/rollback", "", "", ""},
+		{"delete snapshot", func() error { _, err := c.DeleteVMSnapshot(ctx, 100, "before"); return err },
+			"DELETE", "/api/v1/vms/100/snapshot/before", "", "", ""},
+		{"resize disk", func() error { _, err := c.ResizeVMDisk(ctx, 100, 1, "+1G"); return err },
+			"POST", "/api/v1/vms/100/disks/1/resize", "", `{"size":"+1G"}`, ""},
+		{"move disk", func() error {
+			_, err := c.MoveVMDisk(ctx, 100, 0, api.VMDiskMove{Storage: "fast", Format: "raw", Delete: true})
+			return err
+		}, "POST", "/api/v1/vms/100/disks/0/move", "", `{"storage":"fast","format":"raw","delete":true}`, ""},
+		{"vncproxy", func() error {
+			tk, err := c.VNCProxy(ctx, 100)
+			if err == nil && (tk.Ticket != "t1" || tk.Password != "p1") {
+				t.Errorf("ticket %+v", tk)
+			}
+			return err
+		}, "POST", "/api/v1/vms/100/vncproxy", "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,6 +166,21 @@ func TestVMErrorsNameTheVM(t *testing.T) {
 // upper case.
 func consoleHandler(t *testing.T, wantAuth string) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/vms/{vmid}/vncwebsocket", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("vncticket") != "t1" || r.Header.Get("Authorization") != wantAuth {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(403)
+			io.WriteString(w, `{"title":"Forbidden","status":403,"detail":"invalid or expired VNC ticket"}`)
+			return
+		}
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ws.Write(r.Context(), websocket.MessageBinary, []byte("RFB 003.008\n"))
+		ws.Close(websocket.StatusNormalClosure, "")
+	})
 	mux.HandleFunc("GET /api/v1/vms/{vmid}/termwebsocket", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != wantAuth {
 			w.Header().Set("Content-Type", "application/problem+json")
@@ -260,6 +309,23 @@ func TestSerialConsoleUnixSocket(t *testing.T) {
 	}
 	defer conn.Close()
 	talk(t, conn)
+}
+
+func TestVNCConsole(t *testing.T) {
+	srv := httptest.NewTLSServer(consoleHandler(t, "Bearer T1"))
+	defer srv.Close()
+	c := newTestClient(t, srv, Options{Ticket: "T1"})
+	conn, err := c.VNCConsole(context.Background(), 100, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if b, err := io.ReadAll(conn); err != nil || string(b) != "RFB 003.008\n" {
+		t.Errorf("read %q, %v", b, err)
+	}
+	if _, err := c.VNCConsole(context.Background(), 100, "used"); StatusOf(err) != 403 || !strings.Contains(err.Error(), "open VNC display of VM 100: 403 Forbidden") {
+		t.Errorf("bad ticket: %v", err)
+	}
 }
 
 // TestSerialConsoleContext: ending the context ends the session.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,4 +174,43 @@ func TestVMBootsTestGuest(t *testing.T) {
 		t.Fatalf("shutdown did not come from the guest: %+v", lines)
 	}
 	waitStatus(t, c, 100, "stopped", 2*time.Second)
+}
+
+// TestVMCloudInitSeed checks the NoCloud seed a VM gets: a cidata CD-ROM
+// whose files carry the settings.
+func TestVMCloudInitSeed(t *testing.T) {
+	needQEMU(t)
+	if _, err := exec.LookPath("xorriso"); err != nil {
+		t.Skip("SKIP reason: xorriso is not installed")
+	}
+	n := StartNode(t)
+	c := n.Admin()
+	ci := &api.VMCloudInit{User: "ops", PasswordHash: "$6$salt$abcdefghijklmnopqrstuv", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample ops@laptop"}, IP: "dhcp"}
+	if _, err := createVM(t, c, api.VMCreate{VMID: 300, Name: "ci", Memory: 64, CloudInit: &api.VMCloudInit{SSHKeys: []string{"not a key"}}}); client.StatusOf(err) != 422 {
+		t.Fatalf("bad ssh key: %v", err)
+	}
+	cr, err := createVM(t, c, api.VMCreate{VMID: 300, Name: "ci", Memory: 64, CloudInit: ci, VGA: "none", Start: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	iso := filepath.Join(n.DataDir, "run", "qemu", "300-cloudinit.iso")
+	out := t.TempDir()
+	if b, err := exec.Command("xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", out).CombinedOutput(); err != nil {
+		t.Fatalf("read seed: %v %s", err, b)
+	}
+	ud, _ := os.ReadFile(filepath.Join(out, "user-data"))
+	md, _ := os.ReadFile(filepath.Join(out, "meta-data"))
+	for _, want := range []string{"#cloud-config", "name: ops", "hashed_passwd: $6$salt$", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"} {
+		if !strings.Contains(string(ud), want) {
+			t.Errorf("user-data lacks %q:\n%s", want, ud)
+		}
+	}
+	if !strings.Contains(string(md), "local-hostname: ci") {
+		t.Errorf("meta-data: %s", md)
+	}
+	label, _ := exec.Command("xorriso", "-indev", iso, "-pvd_info").CombinedOutput()
+	if !strings.Contains(string(label), "cidata") {
+		t.Errorf("volume label: %s", label)
+	}
 }

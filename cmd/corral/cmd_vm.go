@@ -10,7 +10,9 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,6 +40,12 @@ report the outcome; --no-wait prints the task's ID instead, to follow with
 		a.newVMStatusCmd(),
 		a.newVMDestroyCmd(),
 		a.newVMConsoleCmd(),
+		a.newVMVNCCmd(),
+		a.newVMTemplateCmd(),
+		a.newVMCloneCmd(),
+		a.newVMSnapshotCmd(),
+		a.newVMResizeCmd(),
+		a.newVMMoveDiskCmd(),
 	)
 	for _, s := range vmActionSpecs {
 		cmd.AddCommand(a.newVMActionCmd(s))
@@ -133,6 +141,15 @@ func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, u
 		return nil
 	}
 	return a.printValue(res, nil)
+}
+
+// finishVMCreated is finishVMTask for the commands that make a VM (create,
+// clone): without waiting, the table also names the new VM's ID.
+func (a *cliApp) finishVMCreated(ctx context.Context, c *client.Client, cr *client.VMCreated, wait bool, done string) error {
+	if !wait && a.output == formatTable {
+		return a.printObject(cr, []kvField{{"vmid", strconv.Itoa(cr.VMID)}, {"task", cr.Task}})
+	}
+	return a.finishVMTask(ctx, c, cr.VMID, cr.Task, wait, done)
 }
 
 // specFields splits a key=value,... spec as --disk and --net take. A key
@@ -662,14 +679,11 @@ The disks are allocated in a task; the command waits for it unless
 			if err != nil {
 				return err
 			}
-			if !wait && a.output == formatTable {
-				return a.printObject(cr, []kvField{{"vmid", strconv.Itoa(cr.VMID)}, {"task", cr.Task}})
-			}
 			done := "created"
 			if start {
 				done = "created and started"
 			}
-			return a.finishVMTask(cmd.Context(), c, cr.VMID, cr.Task, wait, done)
+			return a.finishVMCreated(cmd.Context(), c, cr, wait, done)
 		},
 	}
 	fs := cmd.Flags()
@@ -1089,4 +1103,431 @@ func (a *cliApp) attachConsole(ctx context.Context, conn net.Conn) (detached boo
 		<-out
 		return false, nil
 	}
+}
+
+// ---- templates and clones ----
+
+func (a *cliApp) newVMTemplateCmd() *cobra.Command {
+	var tf taskFlags
+	cmd := &cobra.Command{
+		Use:   "template VMID",
+		Short: "Turn a stopped VM into a template",
+		Long: `Turn a stopped VM into a template: its disks become read-only base volumes
+that linked clones share. A template cannot be started; clone it instead.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			wait, err := tf.waiting(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			upid, err := c.TemplateVM(cmd.Context(), vmid)
+			if err != nil {
+				return err
+			}
+			return a.finishVMTask(cmd.Context(), c, vmid, upid, wait, "is now a template")
+		},
+	}
+	tf.register(cmd.Flags())
+	return cmd
+}
+
+func (a *cliApp) newVMCloneCmd() *cobra.Command {
+	var tf taskFlags
+	var in api.VMClone
+	cmd := &cobra.Command{
+		Use:   "clone VMID [--newid N] [--name NAME] [--full]",
+		Short: "Clone a stopped VM or a template into a new VM",
+		Long: `Clone a stopped VM or a template into a new VM on the same node. Clones of
+a template are linked (copy-on-write from its base volumes) where the
+storage can; --full copies the disks instead. Clones of a VM are always
+full copies. The clone gets new MAC addresses and a new SMBIOS UUID.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			wait, err := tf.waiting(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			cr, err := c.CloneVM(cmd.Context(), vmid, in)
+			if err != nil {
+				return err
+			}
+			return a.finishVMCreated(cmd.Context(), c, cr, wait, fmt.Sprintf("created as a clone of VM %d", vmid))
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&in.NewID, "newid", 0, "ID of the clone (default: the next free one)")
+	fs.StringVar(&in.Name, "name", "", `name of the clone (default: the source's name with "-clone")`)
+	fs.BoolVar(&in.Full, "full", false, "copy the disks even when cloning a template")
+	tf.register(fs)
+	return cmd
+}
+
+// ---- snapshots ----
+
+func (a *cliApp) newVMSnapshotCmd() *cobra.Command {
+	cmd := newParentCmd("snapshot", "Manage a VM's snapshots", "snapshots", "snap")
+	cmd.Long = `Manage a VM's snapshots. A snapshot of a running VM holds its RAM too, and
+rolling back to it resumes the VM where it was; a stopped VM's snapshot
+holds its disks. Snapshots form a tree: each one's parent is the snapshot
+the VM derived from when it was taken.`
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "list VMID",
+			Short: "List a VM's snapshots as a tree",
+			Args:  usageArgs(cobra.ExactArgs(1)),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				vmid, err := vmidArg(args[0])
+				if err != nil {
+					return err
+				}
+				c, _, err := a.connect(false)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				snaps, err := c.VMSnapshots(cmd.Context(), vmid)
+				if err != nil {
+					return err
+				}
+				tree := snapshotTree(snaps)
+				list := make([]api.VMSnapshot, len(tree))
+				for i, n := range tree {
+					list[i] = n.snap
+				}
+				depth := map[string]int{}
+				for _, n := range tree {
+					depth[n.snap.Name] = n.depth
+				}
+				return printList(a, list, []column[api.VMSnapshot]{
+					{"NAME", func(s api.VMSnapshot) string { return strings.Repeat("  ", depth[s.Name]) + s.Name }},
+					{"TIME", func(s api.VMSnapshot) string { return fmtTime(s.Time) }},
+					{"RAM", func(s api.VMSnapshot) string { return yesNo(s.VMState) }},
+					{"CURRENT", func(s api.VMSnapshot) string {
+						if s.Current {
+							return "yes"
+						}
+						return ""
+					}},
+					{"DESCRIPTION", func(s api.VMSnapshot) string { return s.Description }},
+				})
+			},
+		},
+		a.newVMSnapshotTaskCmd("create VMID NAME", "Take a snapshot (with RAM when the VM runs)", "take",
+			func(ctx context.Context, c *client.Client, vmid int, name, description string) (string, error) {
+				return c.SnapshotVM(ctx, vmid, api.VMSnapshotCreate{Name: name, Description: description})
+			}),
+		a.newVMSnapshotTaskCmd("rollback VMID NAME", "Return a VM to a snapshot", "rollback",
+			func(ctx context.Context, c *client.Client, vmid int, name, _ string) (string, error) {
+				return c.RollbackVM(ctx, vmid, name)
+			}),
+		a.newVMSnapshotTaskCmd("delete VMID NAME", "Delete a snapshot", "delete",
+			func(ctx context.Context, c *client.Client, vmid int, name, _ string) (string, error) {
+				return c.DeleteVMSnapshot(ctx, vmid, name)
+			}),
+	)
+	return cmd
+}
+
+// newVMSnapshotTaskCmd builds the snapshot commands that start a task.
+func (a *cliApp) newVMSnapshotTaskCmd(use, short, kind string, start func(ctx context.Context, c *client.Client, vmid int, name, description string) (string, error)) *cobra.Command {
+	var tf taskFlags
+	var description string
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			wait, err := tf.waiting(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			upid, err := start(cmd.Context(), c, vmid, args[1], description)
+			if err != nil {
+				return err
+			}
+			done := map[string]string{
+				"take":     "snapshot " + args[1] + " taken",
+				"rollback": "rolled back to snapshot " + args[1],
+				"delete":   "snapshot " + args[1] + " deleted",
+			}[kind]
+			return a.finishVMTask(cmd.Context(), c, vmid, upid, wait, done)
+		},
+	}
+	if kind == "take" {
+		cmd.Flags().StringVar(&description, "description", "", "what the snapshot is for")
+	}
+	tf.register(cmd.Flags())
+	return cmd
+}
+
+type snapshotNode struct {
+	snap  api.VMSnapshot
+	depth int
+}
+
+// snapshotTree orders snapshots depth-first from the roots, children
+// oldest first. A snapshot whose parent is missing counts as a root.
+func snapshotTree(snaps []api.VMSnapshot) []snapshotNode {
+	names := map[string]bool{}
+	for _, s := range snaps {
+		names[s.Name] = true
+	}
+	children := map[string][]api.VMSnapshot{}
+	for _, s := range snaps {
+		p := s.Parent
+		if !names[p] {
+			p = ""
+		}
+		children[p] = append(children[p], s)
+	}
+	for _, l := range children {
+		slices.SortFunc(l, func(x, y api.VMSnapshot) int {
+			if c := x.Time.Compare(y.Time); c != 0 {
+				return c
+			}
+			return strings.Compare(x.Name, y.Name)
+		})
+	}
+	var out []snapshotNode
+	seen := map[string]bool{}
+	var walk func(parent string, depth int)
+	walk = func(parent string, depth int) {
+		for _, s := range children[parent] {
+			if seen[s.Name] { // a cycle: show each snapshot once
+				continue
+			}
+			seen[s.Name] = true
+			out = append(out, snapshotNode{s, depth})
+			walk(s.Name, depth+1)
+		}
+	}
+	walk("", 0)
+	// Snapshots only reachable through a cycle.
+	for _, s := range snaps {
+		if !seen[s.Name] {
+			seen[s.Name] = true
+			out = append(out, snapshotNode{s, 0})
+		}
+	}
+	return out
+}
+
+// ---- disks ----
+
+// diskArg parses a disk argument: disk0 or 0.
+func diskArg(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimPrefix(s, "disk"))
+	if err != nil || n < 0 || n > 29 {
+		return 0, usageErrorf("invalid disk %q: want disk0 to disk29 (or just the number)", s)
+	}
+	return n, nil
+}
+
+func (a *cliApp) newVMResizeCmd() *cobra.Command {
+	var tf taskFlags
+	cmd := &cobra.Command{
+		Use:   "resize VMID DISK SIZE",
+		Short: "Grow a VM's disk to SIZE, or by +SIZE",
+		Long: `Grow a VM's disk (disk0, disk1, ...) to SIZE, or by +SIZE, with a K, M, G or
+T suffix (binary units). A running VM's disk grows live: the guest sees the
+new size at once, though its partitions and filesystems need growing too.`,
+		Args: usageArgs(cobra.ExactArgs(3)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			disk, err := diskArg(args[1])
+			if err != nil {
+				return err
+			}
+			wait, err := tf.waiting(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			upid, err := c.ResizeVMDisk(cmd.Context(), vmid, disk, sizeArg(args[2]))
+			if err != nil {
+				return err
+			}
+			return a.finishVMTask(cmd.Context(), c, vmid, upid, wait, fmt.Sprintf("disk%d resized", disk))
+		},
+	}
+	tf.register(cmd.Flags())
+	return cmd
+}
+
+func (a *cliApp) newVMMoveDiskCmd() *cobra.Command {
+	var tf taskFlags
+	var in api.VMDiskMove
+	cmd := &cobra.Command{
+		Use:   "move-disk VMID DISK STORAGE",
+		Short: "Move a stopped VM's disk to another pool",
+		Long: `Move a stopped VM's disk (disk0, disk1, ...) to another pool, converting it
+to --format if given. The source volume is kept unless --delete.`,
+		Args: usageArgs(cobra.ExactArgs(3)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			disk, err := diskArg(args[1])
+			if err != nil {
+				return err
+			}
+			wait, err := tf.waiting(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			in.Storage = args[2]
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			upid, err := c.MoveVMDisk(cmd.Context(), vmid, disk, in)
+			if err != nil {
+				return err
+			}
+			return a.finishVMTask(cmd.Context(), c, vmid, upid, wait, fmt.Sprintf("disk%d moved to %s", disk, in.Storage))
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&in.Format, "format", "", "format of the new volume: raw or qcow2 (default: the pool's)")
+	fs.BoolVar(&in.Delete, "delete", false, "free the source volume once moved")
+	tf.register(fs)
+	return cmd
+}
+
+// ---- VNC ----
+
+// vncTicketTTL is how long a VNC ticket is used after it was issued; the
+// server accepts it for 60 seconds.
+const vncTicketTTL = 45 * time.Second
+
+func (a *cliApp) newVMVNCCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "vnc VMID [--listen ADDR]",
+		Short: "Forward a local port to a VM's display, for a VNC viewer",
+		Long: `Listen on a local TCP port and forward every connection to a running VM's
+display, so that any VNC viewer can show it. Each connection is its own VNC
+session with a one-time password, printed when the viewer connects (the
+viewer asks for it). Runs until interrupted.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, err := vmidArg(args[0])
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			// Fails early for a VM without a display; the ticket serves
+			// the first viewer if it comes soon.
+			first, err := c.VNCProxy(ctx, vmid)
+			if err != nil {
+				return err
+			}
+			firstAt := a.now()
+			var lc net.ListenConfig
+			ln, err := lc.Listen(ctx, "tcp", listen)
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
+			go func() {
+				<-ctx.Done()
+				ln.Close()
+			}()
+			var mu sync.Mutex // a.stdout and a.stderr
+			say := func(w io.Writer, format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(w, format, args...)
+			}
+			say(a.stdout, "Forwarding %s to the display of VM %d; point a VNC viewer there. Interrupt to stop.\n", ln.Addr(), vmid)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			for {
+				local, err := ln.Accept()
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				tk := first
+				if tk == nil || a.now().Sub(firstAt) > vncTicketTTL {
+					if tk, err = c.VNCProxy(ctx, vmid); err != nil {
+						local.Close()
+						say(a.stderr, "Viewer from %s: %v\n", local.RemoteAddr(), err)
+						continue
+					}
+				}
+				first = nil
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer local.Close()
+					remote, err := c.VNCConsole(ctx, vmid, tk.Ticket)
+					if err != nil {
+						say(a.stderr, "Viewer from %s: %v\n", local.RemoteAddr(), err)
+						return
+					}
+					defer remote.Close()
+					say(a.stdout, "Viewer connected from %s; VNC password: %s\n", local.RemoteAddr(), tk.Password)
+					proxy(local, remote)
+					say(a.stdout, "Viewer from %s disconnected.\n", local.RemoteAddr())
+				}()
+			}
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "local address to listen on (port 0: any free port)")
+	return cmd
+}
+
+// proxy copies both ways until either side ends, then closes both.
+func proxy(x, y net.Conn) {
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(x, y); done <- struct{}{} }()
+	go func() { io.Copy(y, x); done <- struct{}{} }()
+	<-done
+	x.Close()
+	y.Close()
+	<-done
 }

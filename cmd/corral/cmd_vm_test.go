@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -524,4 +526,42 @@ func TestVMUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttachConsole runs the interactive loop on a pipe: Ctrl-] detaches
+// (what precedes it is still sent, what follows is not), and the server
+// closing the console ends the session without an error.
+func TestAttachConsole(t *testing.T) {
+	t.Run("detach key", func(t *testing.T) {
+		local, remote := net.Pipe()
+		got := make(chan string, 1)
+		go func() {
+			b, _ := io.ReadAll(remote)
+			got <- string(b)
+		}()
+		var out bytes.Buffer
+		a := &cliApp{stdin: strings.NewReader("ls\r\x1dreboot\r"), stdout: &out}
+		detached, err := a.attachConsole(context.Background(), local)
+		if !detached || err != nil {
+			t.Errorf("detached=%v err=%v", detached, err)
+		}
+		if s := <-got; s != "ls\r" {
+			t.Errorf("sent %q", s)
+		}
+	})
+	t.Run("server closes", func(t *testing.T) {
+		local, remote := net.Pipe()
+		go func() {
+			remote.Write([]byte("login: "))
+			remote.Close()
+		}()
+		keys, keysW := io.Pipe() // no key is ever pressed
+		defer keysW.Close()
+		var out bytes.Buffer
+		a := &cliApp{stdin: keys, stdout: &out}
+		detached, err := a.attachConsole(context.Background(), local)
+		if detached || err != nil || out.String() != "login: " {
+			t.Errorf("detached=%v err=%v out=%q", detached, err, out.String())
+		}
+	})
 }

@@ -141,6 +141,12 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 		}
 		ide++
 	}
+	if c.CloudInit != nil {
+		if err := validateCloudInit(c.CloudInit); err != nil {
+			return err
+		}
+		ide++ // the seed CD-ROM
+	}
 	maxIDE := 6
 	if c.Machine == "pc" {
 		maxIDE = 4

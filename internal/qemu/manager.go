@@ -187,7 +187,7 @@ func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int
 	c := api.VMConfig{VMID: in.VMID, Name: in.Name, Node: m.node, Description: in.Description, Tags: in.Tags,
 		Cores: in.Cores, Sockets: in.Sockets, CPU: in.CPU, Memory: in.Memory, Balloon: in.Balloon, Machine: in.Machine,
 		BIOS: in.BIOS, Boot: in.Boot, Disks: slices.Clone(in.Disks), CDROMs: slices.Clone(in.CDROMs), Nets: slices.Clone(in.Nets),
-		Serial: in.Serial == nil || *in.Serial, VGA: in.VGA, OnBoot: in.OnBoot, Protection: in.Protection, UUID: newUUID()}
+		Serial: in.Serial == nil || *in.Serial, VGA: in.VGA, OnBoot: in.OnBoot, CloudInit: in.CloudInit, Protection: in.Protection, UUID: newUUID()}
 	applyDefaults(&c, m.kvm(ctx))
 	for i := range c.Nets {
 		if c.Nets[i].MAC == "" {
@@ -301,7 +301,7 @@ func checkIdle(o store.Object[record]) error {
 
 // needsRestart lists the fields of u that a running VM can't take live.
 func restartFields(u api.VMUpdate) bool {
-	return u.Cores != nil || u.Sockets != nil || u.CPU != nil || u.Memory != nil || u.Balloon != nil || u.Machine != nil ||
+	return u.CloudInit != nil || u.Cores != nil || u.Sockets != nil || u.CPU != nil || u.Memory != nil || u.Balloon != nil || u.Machine != nil ||
 		u.BIOS != nil || u.Boot != nil || u.CDROMs != nil || u.Nets != nil || u.Serial != nil || u.VGA != nil
 }
 
@@ -364,6 +364,12 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	setb(&n.Serial, u.Serial)
 	set(&n.VGA, u.VGA)
 	setb(&n.OnBoot, u.OnBoot)
+	if u.CloudInit != nil {
+		n.CloudInit = u.CloudInit
+		if (u.CloudInit.User == "" && u.CloudInit.PasswordHash == "" && len(u.CloudInit.SSHKeys) == 0 && u.CloudInit.IP == "" && u.CloudInit.Gateway == "" && len(u.CloudInit.Nameserver) == 0 && u.CloudInit.SearchDomain == "") {
+			n.CloudInit = nil
+		}
+	}
 	setb(&n.Protection, u.Protection)
 	if err := m.validate(ctx, &n, false); err != nil {
 		return api.VM{}, err
@@ -560,6 +566,14 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 			return fmt.Errorf("cdrom %d: path %q has characters QEMU options can't carry", i, path)
 		}
 		r.CDROMPaths = append(r.CDROMPaths, path)
+	}
+	if c.CloudInit != nil {
+		seed, err := m.cloudInitSeed(ctx, c)
+		if err != nil {
+			return err
+		}
+		r.CDROMPaths = append(r.CDROMPaths, seed)
+		l.Printf("cloud-init seed attached as cdrom%d", len(r.CDROMPaths)-1)
 	}
 	if c.BIOS == "ovmf" {
 		r.OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"

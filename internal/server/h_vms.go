@@ -66,6 +66,7 @@ func configPrivs(u api.VMUpdate) []string {
 	add(u.Memory != nil || u.Balloon != nil, "VM.Config.Memory")
 	add(u.Machine != nil || u.BIOS != nil || u.VGA != nil || u.Serial != nil, "VM.Config.HWType")
 	add(u.CDROMs != nil, "VM.Config.CDROM")
+	add(u.CloudInit != nil, "VM.Config.Cloudinit")
 	add(u.Nets != nil, "VM.Config.Network")
 	return p
 }
