@@ -3,6 +3,9 @@ package test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -73,6 +76,28 @@ func TestCLIVM(t *testing.T) {
 	if _, errOut, code := run("vm", "destroy", id, "--yes"); code != 1 || !strings.Contains(errOut, "running") {
 		t.Fatalf("destroy of a running VM: %d %s", code, errOut)
 	}
+	// The disk grows live.
+	if out, errOut, code := run("vm", "resize", id, "disk0", "+16M"); code != 0 || out != "VM "+id+" disk0 resized.\n" {
+		t.Fatalf("resize: %d %q %s", code, out, errOut)
+	}
+	if out, _, code := run("storage", "content", "local", "--vmid", id, "-o", "json"); code != 0 || !strings.Contains(out, `"size": 33554432`) {
+		t.Fatalf("size after resize: %d %s", code, out)
+	}
+	// A VNC viewer connecting to the forwarded port gets QEMU's greeting.
+	vncAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	vnc := exec.Command(corralBin, "vm", "vnc", id, "--listen", vncAddr)
+	vnc.Env = append(os.Environ(), env...)
+	var vncOut, vncErr bytes.Buffer
+	vnc.Stdout, vnc.Stderr = &vncOut, &vncErr
+	if err := vnc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	greeting, err := forwardedRFBGreeting(vncAddr)
+	vnc.Process.Kill()
+	vnc.Wait()
+	if err != nil || !strings.HasPrefix(greeting, "RFB 003.") {
+		t.Fatalf("vnc: greeting %q, %v\n%s%s", greeting, err, vncOut.String(), vncErr.String())
+	}
 
 	// A console attached (stdin not a terminal: a plain pipe) ends
 	// cleanly when the VM stops.
@@ -108,6 +133,42 @@ func TestCLIVM(t *testing.T) {
 	if out, errOut, code := run("vm", "status", id, "-o", "json"); code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Status != "stopped" {
 		t.Fatalf("status after stop: %d %s %s", code, out, errOut)
 	}
+	// Offline snapshots: take, list, roll back, delete.
+	if out, errOut, code := run("vm", "snapshot", "create", id, "cold", "--description", "before the template"); code != 0 || out != "VM "+id+" snapshot cold taken.\n" {
+		t.Fatalf("snapshot: %d %q %s", code, out, errOut)
+	}
+	if out, errOut, code := run("vm", "snapshot", "list", id); code != 0 || !strings.Contains(out, "cold") || !strings.Contains(out, "before the template") {
+		t.Fatalf("snapshot list: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code := run("vm", "snapshot", "rollback", id, "cold"); code != 0 || !strings.Contains(out, "rolled back") {
+		t.Fatalf("rollback: %d %q %s", code, out, errOut)
+	}
+	if out, errOut, code := run("vm", "snapshot", "delete", id, "cold"); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete snapshot: %d %q %s", code, out, errOut)
+	}
+	// A template and a linked clone of it.
+	if out, errOut, code := run("vm", "template", id); code != 0 || out != "VM "+id+" is now a template.\n" {
+		t.Fatalf("template: %d %q %s", code, out, errOut)
+	}
+	if _, errOut, code := run("vm", "start", id); code != 1 || !strings.Contains(errOut, "template") {
+		t.Fatalf("start of a template: %d %s", code, errOut)
+	}
+	out, errOut, code = run("vm", "clone", id, "--name", "cli2", "-o", "json")
+	var clone struct {
+		VMID   int    `json:"vmid"`
+		Status string `json:"status"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &clone) != nil || clone.VMID == created.VMID || clone.Status != api.TaskOK {
+		t.Fatalf("clone: %d %s %s", code, out, errOut)
+	}
+	cloneID := strconv.Itoa(clone.VMID)
+	if out, errOut, code := run("vm", "show", cloneID); code != 0 || !strings.Contains(out, "name         cli2\n") || !strings.Contains(out, "template     no\n") {
+		t.Fatalf("show clone: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code := run("vm", "destroy", cloneID, "--yes"); code != 0 || out != "VM "+cloneID+" destroyed.\n" {
+		t.Fatalf("destroy clone: %d %q %s", code, out, errOut)
+	}
+
 	if _, errOut, code := run("vm", "destroy", id); code != 2 || !strings.Contains(errOut, "--yes") {
 		t.Fatalf("destroy without --yes: %d %s", code, errOut)
 	}
@@ -120,4 +181,25 @@ func TestCLIVM(t *testing.T) {
 	if out, _, code := run("storage", "content", "local", "--content", "images", "-o", "json"); code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("disks left after destroy: %d %s", code, out)
 	}
+}
+
+// forwardedRFBGreeting connects to a forwarded VNC port, retrying while the
+// forwarder starts, and reads the RFB protocol version it sends first.
+func forwardedRFBGreeting(addr string) (string, error) {
+	var conn net.Conn
+	var err error
+	for range 100 {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 12)
+	_, err = io.ReadFull(conn, buf)
+	return string(buf), err
 }

@@ -9,8 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,9 +28,9 @@ func (a *cliApp) newVMCmd() *cobra.Command {
 	cmd.Long = `Manage QEMU/KVM virtual machines.
 
 VMs are named by their numeric ID (VMID, 100 and up). Commands that start
-a task (create, destroy and the power actions) wait for it to end and
-report the outcome; --no-wait prints the task's ID instead, to follow with
-"corral task log -f".`
+a task (create, destroy, the power actions, template, clone, snapshots and
+disk operations) wait for it to end and report the outcome; --no-wait
+prints the task's ID instead, to follow with "corral task log -f".`
 	cmd.AddCommand(
 		a.newVMListCmd(),
 		a.newVMShowCmd(),
@@ -121,6 +121,9 @@ func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, u
 	}
 	task, err := c.WaitTask(ctx, upid)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (the task goes on; follow it with: corral task log -f %s)", err, upid)
+		}
 		return err
 	}
 	res.Status, res.ExitMsg = task.Status, task.ExitMsg

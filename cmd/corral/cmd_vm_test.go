@@ -94,6 +94,67 @@ func newVMFake(t *testing.T) *vmFake {
 	mux.HandleFunc("POST /api/v1/vms/{vmid}/status/{action}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 202, api.TaskRef{Task: upid("qm"+r.PathValue("action"), r.PathValue("vmid"))})
 	})
+	task := func(typ string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			reply(w, 202, api.TaskRef{Task: upid(typ, r.PathValue("vmid"))})
+		}
+	}
+	mux.HandleFunc("POST /api/v1/vms/{vmid}/template", task("qmtemplate"))
+	mux.HandleFunc("POST /api/v1/vms/{vmid}/clone", func(w http.ResponseWriter, r *http.Request) {
+		var in api.VMClone
+		json.NewDecoder(r.Body).Decode(&in)
+		if in.NewID == 0 {
+			in.NewID = 103
+		}
+		reply(w, 202, client.VMCreated{Task: upid("qmclone", r.PathValue("vmid")), VMID: in.NewID})
+	})
+	mux.HandleFunc("GET /api/v1/vms/{vmid}/snapshot", func(w http.ResponseWriter, r *http.Request) {
+		at := func(h int) time.Time { return time.Date(2025, 1, 1, h, 0, 0, 0, time.UTC) }
+		// Not in tree order, as the server may list them.
+		reply(w, 200, []api.VMSnapshot{
+			{Name: "upgrade", Parent: "base", Time: at(3), VMState: true, Current: true, Description: "before the upgrade"},
+			{Name: "try2", Parent: "base", Time: at(2)},
+			{Name: "base", Time: at(1)},
+			{Name: "orphan", Parent: "gone", Time: at(4)},
+		})
+	})
+	mux.HandleFunc("POST /api/v1/vms/{vmid}/snapshot", task("qmsnapshot"))
+	mux.HandleFunc("POST /api/v1/vms/{vmid}/snapshot/{name}/rollback", task("qmrollback"))
+	mux.HandleFunc("DELETE /api/v1/vms/{vmid}/snapshot/{name}", task("qmdelsnapshot"))
+	mux.HandleFunc("POST /api/v1/vms/{vmid}/disks/{disk}/{op}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 202, api.TaskRef{Task: upid("qm"+r.PathValue("op"), r.PathValue("vmid"))})
+	})
+	vncSessions := 0
+	mux.HandleFunc("POST /api/v1/vms/{vmid}/vncproxy", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("vmid") != "100" {
+			problem(w, 409, "VM "+r.PathValue("vmid")+" is not running")
+			return
+		}
+		f.mu.Lock()
+		vncSessions++
+		n := vncSessions
+		f.mu.Unlock()
+		reply(w, 200, client.VNCTicket{Ticket: fmt.Sprintf("tk%d", n), Password: fmt.Sprintf("pw%d", n)})
+	})
+	mux.HandleFunc("GET /api/v1/vms/{vmid}/vncwebsocket", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Query().Get("vncticket"), "tk") {
+			problem(w, 403, "invalid or expired VNC ticket")
+			return
+		}
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ws.Write(r.Context(), websocket.MessageBinary, []byte("RFB 003.008\n"))
+		for {
+			_, data, err := ws.Read(r.Context())
+			if err != nil {
+				return
+			}
+			ws.Write(r.Context(), websocket.MessageBinary, bytes.ToUpper(data))
+		}
+	})
 	mux.HandleFunc("GET /api/v1/vms/{vmid}/status", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, api.VMStatus{VMID: 100, Node: "n1", Status: "running", QMPStatus: "running", PID: 4242, Uptime: 3720,
 			CPU: 0.125, Mem: 80 << 20, MaxMem: 64 << 20, Accel: "kvm", Started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)})
@@ -249,6 +310,29 @@ func TestVMCommands(t *testing.T) {
 			storageRequest{method: "POST", rawPath: "/api/v1/vms/100/status/suspend"}, true, []string{"VM 100 suspended.\n"}, nil},
 		{"resume", []string{"vm", "resume", "100", "--wait"},
 			storageRequest{method: "POST", rawPath: "/api/v1/vms/100/status/resume"}, true, []string{"VM 100 resumed.\n"}, nil},
+		{"template", []string{"vm", "template", "101"},
+			storageRequest{method: "POST", rawPath: "/api/v1/vms/101/template"}, true, []string{"VM 101 is now a template.\n"}, nil},
+		{"clone", []string{"vm", "clone", "101", "--newid", "120", "--name", "web9", "--full"},
+			storageRequest{method: "POST", rawPath: "/api/v1/vms/101/clone", body: `{"newid":120,"name":"web9","full":true}`}, true,
+			[]string{"VM 120 created as a clone of VM 101.\n"}, nil},
+		{"clone --no-wait names the new VM", []string{"vm", "clone", "101", "--no-wait"},
+			storageRequest{method: "POST", rawPath: "/api/v1/vms/101/clone", body: `{}`}, false,
+			[]string{"vmid  103\n", "task  UPID:n1:1:2:qmclone:101:root@pam:\n"}, nil},
+		{"snapshot create", []string{"vm", "snapshot", "create", "100", "before", "--description", "pre-upgrade"},
+			storageRequest{method: "POST", rawPath: "/api/v1/vms/100/snapshot", body: `{"name":"before","description":"pre-upgrade"}`}, true,
+			[]string{"VM 100 snapshot before taken.\n"}, nil},
+		{"snapshot rollback", []string{"vm", "snapshot", "rollback", "100", "before"},
+			storageRequest{method: "POST", rawPath: "/api/v1/vms/100/snapshot/before/rollback"}, true,
+			[]string{"VM 100 rolled back to snapshot before.\n"}, nil},
+		{"snapshot delete", []string{"vm", "snap", "delete", "100", "before", "--no-wait"},
+			storageRequest{method: "DELETE", rawPath: "/api/v1/vms/100/snapshot/before"}, false,
+			[]string{"UPID:n1:1:2:qmdelsnapshot:100:root@pam:\n"}, nil},
+		{"resize", []string{"vm", "resize", "100", "disk1", "+2g"},
+			storageRequest{method: "POST", rawPath: "/api/v1/vms/100/disks/1/resize", body: `{"size":"+2G"}`}, true,
+			[]string{"VM 100 disk1 resized.\n"}, nil},
+		{"move-disk", []string{"vm", "move-disk", "100", "0", "fast", "--format", "raw", "--delete"},
+			storageRequest{method: "POST", rawPath: "/api/v1/vms/100/disks/0/move", body: `{"storage":"fast","format":"raw","delete":true}`}, true,
+			[]string{"VM 100 disk0 moved to fast.\n"}, nil},
 		{"destroy --yes", []string{"vm", "destroy", "101", "--yes"},
 			storageRequest{method: "DELETE", rawPath: "/api/v1/vms/101"}, true, []string{"VM 101 destroyed.\n"}, nil},
 		{"destroy --purge --no-wait", []string{"vm", "destroy", "101", "--purge", "-y", "--no-wait"},
@@ -517,6 +601,11 @@ func TestVMUsageErrors(t *testing.T) {
 		{[]string{"vm", "stop", "100", "--timeout", "30"}, `invalid argument "30" for "--timeout"`},
 		{[]string{"vm", "destroy", "100"}, "without --yes"},
 		{[]string{"vm", "bogus"}, `unknown command "bogus" for "corral vm"`},
+		{[]string{"vm", "resize", "100", "sda", "+1G"}, `invalid disk "sda"`},
+		{[]string{"vm", "resize", "100", "disk30", "+1G"}, `invalid disk "disk30"`},
+		{[]string{"vm", "move-disk", "100", "disk0"}, "accepts 3 arg"},
+		{[]string{"vm", "snapshot", "create", "100"}, "accepts 2 arg"},
+		{[]string{"vm", "snapshot", "rollback", "100", "x", "--description", "y"}, "unknown flag: --description"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
@@ -564,4 +653,90 @@ func TestAttachConsole(t *testing.T) {
 			t.Errorf("detached=%v err=%v out=%q", detached, err, out.String())
 		}
 	})
+}
+
+func TestVMSnapshotList(t *testing.T) {
+	srv := newVMFake(t)
+	e := srv.loggedIn(t)
+	out, stderr, code := e.run("", "vm", "snapshot", "list", "100")
+	want := "NAME       TIME                  RAM  CURRENT  DESCRIPTION\n" +
+		"base       2025-01-01T01:00:00Z  no   -        -\n" +
+		"  try2     2025-01-01T02:00:00Z  no   -        -\n" +
+		"  upgrade  2025-01-01T03:00:00Z  yes  yes      before the upgrade\n" +
+		"orphan     2025-01-01T04:00:00Z  no   -        -\n"
+	if code != 0 || out != want {
+		t.Errorf("code=%d stderr=%q\n%s\nwant\n%s", code, stderr, out, want)
+	}
+	out, _, code = e.run("", "vm", "snapshot", "list", "100", "-o", "json")
+	var snaps []api.VMSnapshot
+	if code != 0 || json.Unmarshal([]byte(out), &snaps) != nil || len(snaps) != 4 || snaps[0].Name != "base" || snaps[2].Parent != "base" {
+		t.Errorf("json: %d %s", code, out)
+	}
+}
+
+func TestSnapshotTreeCycle(t *testing.T) {
+	got := snapshotTree([]api.VMSnapshot{{Name: "a", Parent: "b"}, {Name: "b", Parent: "a"}, {Name: "c"}})
+	var names []string
+	for _, n := range got {
+		names = append(names, n.snap.Name)
+	}
+	if strings.Join(names, ",") != "c,a,b" {
+		t.Errorf("order %v", names)
+	}
+}
+
+// TestVMVNC forwards two viewers in turn: the first uses the ticket taken
+// at start, the second gets its own session and password.
+func TestVMVNC(t *testing.T) {
+	srv := newVMFake(t)
+	e := srv.loggedIn(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	a, out, errb := e.app("")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, []string{"vm", "vnc", "100", "--listen", addr}) }()
+	viewer := func() {
+		t.Helper()
+		var conn net.Conn
+		for i := 0; ; i++ {
+			if conn, err = net.Dial("tcp", addr); err == nil {
+				break
+			}
+			if i == 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		defer conn.Close()
+		buf := make([]byte, 12)
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "RFB 003.008\n" {
+			t.Fatalf("greeting %q %v", buf, err)
+		}
+		conn.Write([]byte("hi"))
+		if _, err := io.ReadFull(conn, buf[:2]); err != nil || string(buf[:2]) != "HI" {
+			t.Fatalf("echo %q %v", buf[:2], err)
+		}
+	}
+	viewer()
+	viewer()
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("code=%d stderr=%q", code, errb.String())
+	}
+	for _, want := range []string{"Forwarding " + addr + " to the display of VM 100", "VNC password: pw1\n", "VNC password: pw2\n", "disconnected"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	_, stderr, code := e.run("", "vm", "vnc", "101")
+	if code != exitError || !strings.Contains(stderr, "open VNC session on VM 101: 409 Conflict") {
+		t.Errorf("stopped VM: %d %q", code, stderr)
+	}
 }

@@ -577,19 +577,24 @@ func TestFakeQuit(t *testing.T) {
 	})
 }
 
-// gatedConn holds the monitor's reader before its next Read while held is
-// set, so that data QEMU sent stays in the kernel's socket buffer.
+// gatedConn, once armed, lets one more Read return data and then holds the
+// monitor's reader before its next Read until release is closed, so that
+// what QEMU sends meanwhile stays in the kernel's socket buffer.
 type gatedConn struct {
 	net.Conn
-	held    atomic.Bool
-	release chan struct{}
+	armed, held atomic.Bool
+	release     chan struct{}
 }
 
 func (c *gatedConn) Read(p []byte) (int, error) {
 	if c.held.Load() {
 		<-c.release
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.armed.Load() {
+		c.held.Store(true)
+	}
+	return n, err
 }
 
 // TestFakeLastWordsAfterWriteError: when a command cannot be written
@@ -636,8 +641,8 @@ func TestFakeLastWordsAfterWriteError(t *testing.T) {
 	f := <-accepted
 	sub := m.Subscribe()
 
-	conn.held.Store(true)
-	f.send(`{"event": "FIRST"}`) // the reader, already in Read, takes this one
+	conn.armed.Store(true)
+	f.send(`{"event": "FIRST"}`) // the reader's last Read before the gate
 	if ev := <-sub.C; ev.Name != "FIRST" {
 		t.Fatalf("got %s", ev.Name)
 	}
