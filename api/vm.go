@@ -136,8 +136,8 @@ type VMStatus struct {
 
 // VMShutdown parameters.
 type VMShutdown struct {
-	Timeout int  `json:"timeout,omitempty" minimum:"0" maximum:"3600" doc:"seconds to wait for the guest before stopping it (default 60)"`
-	Force   bool `json:"force,omitempty" doc:"stop when the timeout passes (default true)"`
+	Timeout int   `json:"timeout,omitempty" minimum:"0" maximum:"3600" doc:"seconds to wait for the guest before stopping it (default 60)"`
+	Force   *bool `json:"force,omitempty" doc:"stop the VM when the timeout passes (default true); false fails the task instead"`
 }
 
 // VMClone clones a VM (or a template) into a new VM on the same node.

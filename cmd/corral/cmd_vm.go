@@ -874,11 +874,10 @@ func (a *cliApp) newVMActionCmd(s vmActionSpec) *cobra.Command {
 			}
 			var sd *api.VMShutdown
 			if hasShutdown && (fs.Changed("timeout") || fs.Changed("force")) {
-				sd = &api.VMShutdown{Timeout: timeout, Force: force}
-				if !force && timeout == 0 {
-					// The server forces a shutdown without a timeout
-					// regardless of force; give it its own default.
-					sd.Timeout = 60
+				sd = &api.VMShutdown{Timeout: timeout}
+				if fs.Changed("force") {
+					f := force
+					sd.Force = &f
 				}
 			}
 			c, _, err := a.connect(false)

@@ -25,7 +25,7 @@ import (
 	"github.com/corral-project/corral/internal/task"
 )
 
-var defaultShutdown = api.VMShutdown{Force: true}
+var defaultShutdown = api.VMShutdown{}
 
 // Binary is the QEMU system emulator corral runs.
 const Binary = "qemu-system-x86_64"
@@ -308,6 +308,9 @@ func restartFields(u api.VMUpdate) bool {
 // Update changes a VM's config. On a running VM, changes that need a
 // restart are kept as pending and applied at the next start.
 func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VMUpdate) (api.VM, error) {
+	if u.Revert && (restartFields(u) || u.Name != nil || u.Description != nil || u.Tags != nil || u.OnBoot != nil || u.Protection != nil) {
+		return api.VM{}, errs.Invalid("revert", "revert drops pending changes; send other changes separately")
+	}
 	defer m.lock(vmid)()
 	o, err := m.get(vmid)
 	if err != nil {
@@ -366,7 +369,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	setb(&n.OnBoot, u.OnBoot)
 	if u.CloudInit != nil {
 		n.CloudInit = u.CloudInit
-		if (u.CloudInit.User == "" && u.CloudInit.PasswordHash == "" && len(u.CloudInit.SSHKeys) == 0 && u.CloudInit.IP == "" && u.CloudInit.Gateway == "" && len(u.CloudInit.Nameserver) == 0 && u.CloudInit.SearchDomain == "") {
+		if u.CloudInit.User == "" && u.CloudInit.PasswordHash == "" && len(u.CloudInit.SSHKeys) == 0 && u.CloudInit.IP == "" && u.CloudInit.Gateway == "" && len(u.CloudInit.Nameserver) == 0 && u.CloudInit.SearchDomain == "" {
 			n.CloudInit = nil
 		}
 	}
@@ -378,7 +381,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 		switch {
 		case u.Revert:
 			r.Pending = nil
-		case running && restartFields(u):
+		case running && (restartFields(u) || r.Pending != nil):
 			// Live-safe fields apply now; the rest wait for a restart.
 			live := r.Config
 			live.Name, live.Description, live.Tags, live.OnBoot, live.Protection = n.Name, n.Description, n.Tags, n.OnBoot, n.Protection
@@ -780,7 +783,7 @@ func (m *Manager) doShutdown(ctx context.Context, vmid int, sd api.VMShutdown, l
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if !sd.Force && sd.Timeout != 0 {
+	if sd.Force != nil && !*sd.Force {
 		return fmt.Errorf("guest did not power off within %s", timeout)
 	}
 	l.Printf("guest did not power off within %s; stopping it", timeout)
@@ -821,6 +824,9 @@ func (m *Manager) Close() {
 
 // SerialPath returns the serial console socket of a running VM.
 func (m *Manager) SerialPath(vmid int) (string, error) {
+	if _, err := m.get(vmid); err != nil {
+		return "", err
+	}
 	if m.proc(vmid) == nil {
 		return "", errs.Conflict("VM %d is not running", vmid)
 	}

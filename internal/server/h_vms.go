@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -142,8 +143,11 @@ func (s *Server) vmRoutes() {
 		})
 	register(s, huma.Operation{OperationID: "vm-action", Method: "POST", Path: vp + "/status/{action}", Summary: "Start, shut down, stop, reboot, reset, suspend or resume a VM", Tags: tags, DefaultStatus: 202},
 		Perm{Path: vp, Privs: []string{"VM.PowerMgmt"}}, func(ctx context.Context, in *vmActionIn) (*taskRefOut, error) {
-			sd := api.VMShutdown{Force: true}
+			var sd api.VMShutdown
 			if in.Body != nil {
+				if in.Action != "shutdown" && in.Action != "reboot" {
+					return nil, errs.Invalid("body", "only shutdown and reboot take parameters")
+				}
 				sd = *in.Body
 			}
 			upid, err := s.VMs.Action(ctx, in.VMID, in.Action, caller(ctx).String(), sd)
@@ -178,8 +182,10 @@ func (s *Server) vmRoutes() {
 func bridgeUnix(ctx context.Context, w http.ResponseWriter, r *http.Request, sock string, s *Server) {
 	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
-		s.Log.Warn("serial console: connect", "err", err)
-		http.Error(w, "console not available", http.StatusBadGateway)
+		s.Log.Warn("console: connect", "socket", sock, "err", err)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadGateway)
+		json.NewEncoder(w).Encode(api.Problem{Status: 502, Title: "Bad Gateway", Detail: "the VM's console socket does not answer"})
 		return
 	}
 	defer conn.Close()
@@ -194,9 +200,14 @@ func bridgeUnix(ctx context.Context, w http.ResponseWriter, r *http.Request, soc
 	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
 	go func() {
 		io.Copy(conn, nc)
+		// The client is gone: release QEMU's console (it takes one
+		// connection at a time) so the next client gets it.
+		conn.Close()
 		cancel()
 	}()
 	io.Copy(nc, conn)
+	// QEMU closed the console (the VM stopped): say so properly.
+	ws.Close(websocket.StatusNormalClosure, "console closed")
 }
 
 type vmCloneIn struct {
