@@ -86,7 +86,7 @@ func TestVMRequests(t *testing.T) {
 		{"stop", func() error { _, err := c.StopVM(ctx, 100); return err },
 			"POST", "/api/v1/vms/100/status/stop", "", "", ""},
 		{"shutdown with parameters", func() error {
-			_, err := c.ShutdownVM(ctx, 100, &api.VMShutdown{Timeout: 30, Force: new(bool)})
+			_, err := c.ShutdownVM(ctx, 100, &api.VMShutdown{Timeout: 30, Force: func() *bool { b := true; return &b }()})
 			return err
 		}, "POST", "/api/v1/vms/100/status/shutdown", "", `{"timeout":30,"force":true}`, ""},
 		{"resume", func() error { _, err := c.VMAction(ctx, 100, VMResume, nil); return err },
