@@ -700,6 +700,13 @@ loop:
 		close(p.gone)
 		return
 	}
+	// The index first, then the running map: whoever sees "stopped" in
+	// the status also finds it in the resource list.
+	if o, err := m.coll.Get(key(vmid)); err == nil {
+		ictx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m.setIndex(ictx, o.Value.Config, "stopped")
+		cancel()
+	}
 	m.mu.Lock()
 	if m.running[vmid] == p {
 		delete(m.running, vmid)
@@ -711,7 +718,6 @@ loop:
 	}
 	removeCgroup(vmid)
 	close(p.gone)
-	m.refreshIndex(vmid)
 	m.log.Info("VM stopped", "vmid", vmid)
 }
 
