@@ -513,7 +513,7 @@ func (m *Manager) qmp(ctx context.Context, vmid int, cmd string, l *task.Log) er
 		return fmt.Errorf("VM %d is not running", vmid)
 	}
 	if err := p.mon.Execute(ctx, cmd, nil, nil); err != nil {
-		return fmt.Errorf("QMP %s: %w", cmd, err)
+		return err // qmp already names the command
 	}
 	l.Printf("%s sent", cmd)
 	m.refreshIndex(vmid)
@@ -752,7 +752,7 @@ func (m *Manager) doStop(ctx context.Context, vmid int, l *task.Log) error {
 		return nil
 	}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := p.mon.Execute(qctx, "quit", nil, nil)
+	err := p.mon.Quit(qctx) // a reply lost to QEMU's exit counts as done
 	cancel()
 	if err != nil {
 		l.Printf("QMP quit failed (%v); killing pid %d", err, p.pid)
@@ -778,7 +778,7 @@ func (m *Manager) doShutdown(ctx context.Context, vmid int, sd api.VMShutdown, l
 		timeout = 60 * time.Second
 	}
 	if err := p.mon.Execute(ctx, "system_powerdown", nil, nil); err != nil {
-		return fmt.Errorf("QMP system_powerdown: %w", err)
+		return err
 	}
 	l.Printf("ACPI power button pressed; waiting up to %s for the guest", timeout)
 	select {
