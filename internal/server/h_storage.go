@@ -252,6 +252,20 @@ func (s *Server) storageRoutes() {
 		}
 		return s.Storage.Pool(ctx, id)
 	}
+	// onVolume resolves a volume of a pool on this node and runs fn under
+	// the pool's lock: the shape every mutating volume operation shares.
+	onVolume := func(ctx context.Context, in VolumeParam, fn func(p storage.Pool, name string) error) error {
+		name, err := volName(in.Storage, in.Volume)
+		if err != nil {
+			return err
+		}
+		p, err := pool(ctx, in.Node, in.Storage)
+		if err != nil {
+			return err
+		}
+		defer s.Storage.Lock(in.Storage)()
+		return storageErr(fn(p, name))
+	}
 	register(s, huma.Operation{OperationID: "list-content", Method: "GET", Path: nsp + "/{storage}/content", Summary: "List volumes on a pool", Tags: tags},
 		Perm{Path: sp, Privs: auditPrivs, Any: true}, func(ctx context.Context, in *contentIn) (*volumesOut, error) {
 			p, err := pool(ctx, in.Node, in.Storage)
@@ -388,42 +402,15 @@ func (s *Server) storageRoutes() {
 		})
 	register(s, huma.Operation{OperationID: "snapshot-volume", Method: "POST", Path: vp + "/snapshots", Summary: "Snapshot a volume (offline)", Tags: tags, DefaultStatus: 204},
 		Perm{Path: sp, Privs: []string{"Datastore.AllocateSpace"}}, func(ctx context.Context, in *snapIn) (*struct{}, error) {
-			name, err := volName(in.Storage, in.Volume)
-			if err != nil {
-				return nil, err
-			}
-			p, err := pool(ctx, in.Node, in.Storage)
-			if err != nil {
-				return nil, err
-			}
-			defer s.Storage.Lock(in.Storage)()
-			return nil, storageErr(p.Snapshot(ctx, name, in.Body.Name))
+			return nil, onVolume(ctx, in.VolumeParam, func(p storage.Pool, name string) error { return p.Snapshot(ctx, name, in.Body.Name) })
 		})
 	register(s, huma.Operation{OperationID: "rollback-volume", Method: "POST", Path: vp + "/snapshots/{snap}/rollback", Summary: "Roll a volume back to a snapshot (offline)", Tags: tags, DefaultStatus: 204},
 		Perm{Path: sp, Privs: []string{"Datastore.AllocateSpace"}}, func(ctx context.Context, in *snapNameIn) (*struct{}, error) {
-			name, err := volName(in.Storage, in.Volume)
-			if err != nil {
-				return nil, err
-			}
-			p, err := pool(ctx, in.Node, in.Storage)
-			if err != nil {
-				return nil, err
-			}
-			defer s.Storage.Lock(in.Storage)()
-			return nil, storageErr(p.Rollback(ctx, name, in.Snap))
+			return nil, onVolume(ctx, in.VolumeParam, func(p storage.Pool, name string) error { return p.Rollback(ctx, name, in.Snap) })
 		})
 	register(s, huma.Operation{OperationID: "delete-volume-snapshot", Method: "DELETE", Path: vp + "/snapshots/{snap}", Summary: "Delete a volume snapshot", Tags: tags, DefaultStatus: 204},
 		Perm{Path: sp, Privs: []string{"Datastore.AllocateSpace"}}, func(ctx context.Context, in *snapNameIn) (*struct{}, error) {
-			name, err := volName(in.Storage, in.Volume)
-			if err != nil {
-				return nil, err
-			}
-			p, err := pool(ctx, in.Node, in.Storage)
-			if err != nil {
-				return nil, err
-			}
-			defer s.Storage.Lock(in.Storage)()
-			return nil, storageErr(p.DeleteSnapshot(ctx, name, in.Snap))
+			return nil, onVolume(ctx, in.VolumeParam, func(p storage.Pool, name string) error { return p.DeleteSnapshot(ctx, name, in.Snap) })
 		})
 
 	up := huma.Operation{OperationID: "upload", Method: "POST", Path: nsp + "/{storage}/upload", Tags: tags, DefaultStatus: 201,
