@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -55,6 +56,17 @@ type KV struct {
 	Lease     int64
 
 	decoded sync.Map // type name -> decoded value, memoised per revision
+	digest  atomic.Pointer[string]
+}
+
+// Digest is the digest of the value, computed once per revision.
+func (kv *KV) Digest() string {
+	if d := kv.digest.Load(); d != nil {
+		return *d
+	}
+	d := Digest(kv.Value)
+	kv.digest.Store(&d)
+	return d
 }
 
 // Store is the embedded etcd member, a client to it and the read cache.
@@ -66,6 +78,7 @@ type Store struct {
 	mu     sync.RWMutex
 	cond   *sync.Cond
 	data   map[string]*KV
+	keys   []string // data's keys, sorted: List is a binary search, not a scan
 	rev    int64
 	closed bool
 
@@ -159,6 +172,7 @@ func (s *Store) load(ctx context.Context) error {
 	for _, kv := range resp.Kvs {
 		s.data[string(kv.Key)] = &KV{Key: string(kv.Key), Value: kv.Value, ModRev: kv.ModRevision, CreateRev: kv.CreateRevision, Lease: kv.Lease}
 	}
+	s.rebuildKeys()
 	s.rev = resp.Header.Revision
 	s.mu.Unlock()
 	wctx, wcancel := context.WithCancel(context.Background())
@@ -184,9 +198,15 @@ func (s *Store) watch(ctx context.Context, from int64) {
 			for _, ev := range wr.Events {
 				k := string(ev.Kv.Key)
 				if ev.Type == clientv3.EventTypeDelete {
-					delete(s.data, k)
+					if _, ok := s.data[k]; ok {
+						delete(s.data, k)
+						s.removeKey(k)
+					}
 					evs = append(evs, Event{Key: k, Deleted: true, Rev: ev.Kv.ModRevision})
 				} else {
+					if _, ok := s.data[k]; !ok {
+						s.insertKey(k)
+					}
 					s.data[k] = &KV{Key: k, Value: ev.Kv.Value, ModRev: ev.Kv.ModRevision, CreateRev: ev.Kv.CreateRevision, Lease: ev.Kv.Lease}
 					evs = append(evs, Event{Key: k, Value: ev.Kv.Value, Rev: ev.Kv.ModRevision})
 				}
@@ -217,6 +237,7 @@ func (s *Store) watch(ctx context.Context, from int64) {
 		}
 		s.mu.Lock()
 		s.data = fresh
+		s.rebuildKeys()
 		s.rev = resp.Header.Revision
 		from = s.rev + 1
 		s.cond.Broadcast()
@@ -321,15 +342,41 @@ func (s *Store) Get(key string) (*KV, bool) {
 // List returns the cached keys under prefix, sorted by key.
 func (s *Store) List(prefix string) []*KV {
 	s.mu.RLock()
-	out := make([]*KV, 0, 16)
-	for k, kv := range s.data {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, kv)
-		}
+	defer s.mu.RUnlock()
+	i := sort.SearchStrings(s.keys, prefix)
+	j := i
+	for j < len(s.keys) && strings.HasPrefix(s.keys[j], prefix) {
+		j++
 	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	out := make([]*KV, j-i)
+	for n, k := range s.keys[i:j] {
+		out[n] = s.data[k]
+	}
 	return out
+}
+
+// The key index is kept under s.mu.
+
+func (s *Store) rebuildKeys() {
+	s.keys = s.keys[:0]
+	for k := range s.data {
+		s.keys = append(s.keys, k)
+	}
+	sort.Strings(s.keys)
+}
+
+func (s *Store) insertKey(k string) {
+	i := sort.SearchStrings(s.keys, k)
+	s.keys = append(s.keys, "")
+	copy(s.keys[i+1:], s.keys[i:])
+	s.keys[i] = k
+}
+
+func (s *Store) removeKey(k string) {
+	i := sort.SearchStrings(s.keys, k)
+	if i < len(s.keys) && s.keys[i] == k {
+		s.keys = append(s.keys[:i], s.keys[i+1:]...)
+	}
 }
 
 // Op is one write in an atomic batch.

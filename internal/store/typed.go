@@ -33,11 +33,12 @@ type Object[T any] struct {
 type Collection[T any] struct {
 	s      *Store
 	prefix string
+	tname  string // key of decoded values memoised on cache entries
 }
 
 // NewCollection returns the collection of T stored under Prefix+name+"/".
 func NewCollection[T any](s *Store, name string) *Collection[T] {
-	return &Collection[T]{s: s, prefix: Prefix + strings.Trim(name, "/") + "/"}
+	return &Collection[T]{s: s, prefix: Prefix + strings.Trim(name, "/") + "/", tname: reflect.TypeFor[T]().String()}
 }
 
 // Key is the full key of id.
@@ -61,9 +62,8 @@ func Encode(v any) ([]byte, error) {
 	return json.Marshal(envelope{Schema: SchemaVersion, Data: data})
 }
 
-func decode[T any](kv *KV) (T, error) {
+func decode[T any](kv *KV, tname string) (T, error) {
 	var zero T
-	tname := reflect.TypeFor[T]().String()
 	if v, ok := kv.decoded.Load(tname); ok {
 		return v.(T), nil
 	}
@@ -89,11 +89,11 @@ func (c *Collection[T]) Get(id string) (Object[T], error) {
 	if !ok {
 		return Object[T]{}, ErrNotFound
 	}
-	v, err := decode[T](kv)
+	v, err := decode[T](kv, c.tname)
 	if err != nil {
 		return Object[T]{}, err
 	}
-	return Object[T]{Key: kv.Key, Value: v, Rev: kv.ModRev, Digest: Digest(kv.Value)}, nil
+	return Object[T]{Key: kv.Key, Value: v, Rev: kv.ModRev, Digest: kv.Digest()}, nil
 }
 
 // List returns every object in the collection, sorted by key. Entries that
@@ -102,12 +102,12 @@ func (c *Collection[T]) List() []Object[T] {
 	kvs := c.s.List(c.prefix)
 	out := make([]Object[T], 0, len(kvs))
 	for _, kv := range kvs {
-		v, err := decode[T](kv)
+		v, err := decode[T](kv, c.tname)
 		if err != nil {
 			c.s.log.Error("skipping undecodable store value", "key", kv.Key, "err", err)
 			continue
 		}
-		out = append(out, Object[T]{Key: kv.Key, Value: v, Rev: kv.ModRev, Digest: Digest(kv.Value)})
+		out = append(out, Object[T]{Key: kv.Key, Value: v, Rev: kv.ModRev, Digest: kv.Digest()})
 	}
 	return out
 }
