@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -222,6 +223,10 @@ func NormalizeUser(u string) string {
 	return u
 }
 
+// hashSlots bounds concurrent password checks: each argon2id check takes
+// 19 MiB, so a burst of logins must queue rather than balloon memory.
+var hashSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+
 // errAuthFailed never says whether the user exists.
 var errAuthFailed = errs.Unauthorized("authentication failure")
 
@@ -232,7 +237,13 @@ func (s *Service) Login(ctx context.Context, username, password, remote string) 
 	if s.limiter.Blocked(ukey, rkey) {
 		return "", errs.TooMany("too many failed logins; try again later")
 	}
+	select {
+	case hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 	err := s.checkLogin(ctx, userid, password)
+	<-hashSlots
 	if err != nil {
 		s.limiter.Fail(ukey, rkey)
 		s.log.Warn("login failed", "user", userid, "remote", remote, "err", err)
