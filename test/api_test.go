@@ -424,7 +424,7 @@ func TestNextIDRaceFree(t *testing.T) {
 	}
 	wg.Wait()
 	res, err := admin.ClusterResources(bg, "")
-	if err != nil || len(res) != 1 || res[0].Type != "node" || res[0].Status != "online" {
+	if err != nil || len(res) != 2 || res[0].Type != "node" || res[0].Status != "online" || res[1].ID != "storage/n1/local" || res[1].Status != "available" {
 		t.Fatalf("resources: %+v %v", res, err)
 	}
 }

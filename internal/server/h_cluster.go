@@ -49,6 +49,21 @@ func (s *Server) clusterRoutes() {
 						Status: g.Status, Template: g.Template, Tags: g.Tags, Pool: g.Pool})
 				}
 			}
+			if (in.Type == "" || in.Type == "storage") && s.Storage != nil {
+				// This node's view of each pool; other nodes' views arrive
+				// with forwarding between nodes.
+				for _, p := range s.Storage.List() {
+					if !c.Ev.Any("/storage/"+p.Storage, "Datastore.Audit", "Datastore.Allocate", "Datastore.AllocateSpace") {
+						continue
+					}
+					st := s.Storage.CachedStatus(ctx, p)
+					status := "unavailable"
+					if st.Active {
+						status = "available"
+					}
+					out = append(out, api.Resource{ID: "storage/" + s.Node + "/" + p.Storage, Type: "storage", Node: s.Node, Storage: p.Storage, Name: p.Storage, Status: status})
+				}
+			}
 			return &resourcesOut{Body: out}, nil
 		})
 	register(s, huma.Operation{OperationID: "get-next-id", Method: "GET", Path: "/cluster/nextid", Summary: "Reserve a free guest ID", Description: "The ID is reserved for five minutes so concurrent callers never get the same one.", Tags: tags},

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
@@ -27,6 +28,15 @@ type Service struct {
 	mu    sync.Mutex
 	open  map[string]opened
 	locks sync.Map // pool ID -> *sync.Mutex serialising allocations per pool
+
+	statusMu sync.Mutex
+	statuses map[string]cachedStatus
+}
+
+type cachedStatus struct {
+	digest string
+	at     time.Time
+	st     api.StorageStatus
 }
 
 type opened struct {
@@ -256,5 +266,24 @@ func (s *Service) Status(ctx context.Context, cfg api.Storage) api.StorageStatus
 	}
 	ps := p.Status(ctx)
 	st.Active, st.Reason, st.Total, st.Used, st.Avail = ps.Active, ps.Reason, ps.Total, ps.Used, ps.Avail
+	return st
+}
+
+// CachedStatus is Status at most 10 s old: lists that show every pool
+// (the resource tree) must not log in to an iSCSI target per request.
+func (s *Service) CachedStatus(ctx context.Context, cfg api.Storage) api.StorageStatus {
+	s.statusMu.Lock()
+	c, ok := s.statuses[cfg.Storage]
+	s.statusMu.Unlock()
+	if ok && c.digest == cfg.Digest && time.Since(c.at) < 10*time.Second {
+		return c.st
+	}
+	st := s.Status(ctx, cfg)
+	s.statusMu.Lock()
+	if s.statuses == nil {
+		s.statuses = map[string]cachedStatus{}
+	}
+	s.statuses[cfg.Storage] = cachedStatus{digest: cfg.Digest, at: time.Now(), st: st}
+	s.statusMu.Unlock()
 	return st
 }
