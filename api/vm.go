@@ -186,3 +186,11 @@ type VMCloudInit struct {
 	Nameserver   []string `json:"nameserver,omitempty" maxItems:"3"`
 	SearchDomain string   `json:"searchdomain,omitempty" maxLength:"253" pattern:"^$|^[A-Za-z0-9.-]+$"`
 }
+
+// VMDiskAttach adds a disk to a stopped VM: a new volume (storage+size),
+// an existing one (volume), or a copy of an image file (import_from: a
+// volume ID, or an absolute path on the node for root@pam).
+type VMDiskAttach struct {
+	VMDisk
+	ImportFrom string `json:"import_from,omitempty" maxLength:"512" doc:"copy this image into a new volume on storage"`
+}

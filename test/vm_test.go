@@ -357,6 +357,32 @@ func TestVMTemplateAndParallelClones(t *testing.T) {
 	if vols := contentOf(t, c, "second", "images"); len(vols) != 1 || vols[0].Size != 512<<20 {
 		t.Fatalf("after offline resize: %+v", vols)
 	}
+	// Attach a new disk, import a copy of the moved one, detach and free.
+	for _, a := range []api.VMDiskAttach{
+		{VMDisk: api.VMDisk{Bus: "scsi", Storage: "local", Size: "32M"}},
+		{VMDisk: api.VMDisk{Bus: "sata", Storage: "local", Format: "qcow2"}, ImportFrom: "second:950/vm-950-disk-0.raw"},
+	} {
+		if _, err := c.Do(bg, "POST", "/vms/950/disks", nil, a, &ref); err != nil {
+			t.Fatal(err)
+		}
+		waitOK(t, c, ref.Task)
+	}
+	moved = api.VM{}
+	c.Do(bg, "GET", "/vms/950/config", nil, nil, &moved)
+	if len(moved.Config.Disks) != 3 || moved.Config.Disks[2].Bus != "sata" {
+		t.Fatalf("attached disks: %+v", moved.Config.Disks)
+	}
+	imported := moved.Config.Disks[2].Volume
+	if _, err := c.Do(bg, "POST", "/vms/950/disks", nil, api.VMDiskAttach{VMDisk: api.VMDisk{Bus: "virtio", Storage: "local"}, ImportFrom: "/etc/shadow"}, nil); client.StatusOf(err) != 403 {
+		t.Fatalf("import from a host path as admin@corral: %v", err)
+	}
+	c.Do(bg, "DELETE", "/vms/950/disks/2", url.Values{"free": {"1"}}, nil, &ref)
+	waitOK(t, c, ref.Task)
+	for _, v := range contentOf(t, c, "local", "images") {
+		if v.VolID == imported {
+			t.Fatalf("detached and freed disk still there: %s", imported)
+		}
+	}
 	if _, err := c.Do(bg, "POST", "/vms/900/template", nil, nil, &ref); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,10 @@ package qemu
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,3 +156,162 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 		return nil
 	})
 }
+
+// AttachDisk adds a disk to a stopped VM.
+func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach, user string, allowPath bool) (string, error) {
+	o, err := m.get(vmid)
+	if err != nil {
+		return "", err
+	}
+	c := o.Value.Config
+	switch {
+	case c.Node != m.node:
+		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
+	case c.Template:
+		return "", errs.Conflict("VM %d is a template", vmid)
+	case m.status(vmid) != "stopped":
+		return "", errs.Conflict("VM %d is running; attach disks to a stopped VM", vmid)
+	}
+	if err := checkIdle(o); err != nil {
+		return "", err
+	}
+	d := in.VMDisk
+	var src string
+	if in.ImportFrom != "" {
+		if d.Volume != "" || d.Storage == "" {
+			return "", errs.Invalid("import_from", "importing needs a target storage and no volume")
+		}
+		if strings.HasPrefix(in.ImportFrom, "/") {
+			if !allowPath {
+				return "", errs.Forbidden("importing from a host path is for root@pam; upload the image to a pool instead")
+			}
+			src = filepathClean(in.ImportFrom)
+		} else {
+			p, err := m.anyVolumePath(ctx, in.ImportFrom)
+			if err != nil {
+				return "", errs.Invalid("import_from", "%v", err)
+			}
+			src = p
+		}
+		d.Size = "1" // placeholder for validation; the image decides the size
+	}
+	n := c
+	n.Disks = append(append([]api.VMDisk(nil), c.Disks...), d)
+	if err := m.validate(ctx, &n, true); err != nil {
+		return "", err
+	}
+	return m.tasks.Start(ctx, "qmattach", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
+		defer m.lock(vmid)()
+		if d.Volume == "" {
+			if src != "" {
+				v, err := m.importImage(ctx, vmid, d, src, l)
+				if err != nil {
+					return err
+				}
+				d.Volume = v
+			} else {
+				tmp := api.VMConfig{VMID: vmid, Disks: []api.VMDisk{d}}
+				if err := m.createDisks(ctx, &tmp, l); err != nil {
+					return err
+				}
+				d = tmp.Disks[0]
+			}
+		}
+		d.Storage, d.Size, d.Format = "", "", ""
+		_, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+			r.Config.Disks = append(r.Config.Disks, d)
+			return nil
+		})
+		if err == nil {
+			l.Printf("attached %s as disk%d", d.Volume, len(n.Disks)-1)
+		}
+		return err
+	})
+}
+
+// importImage copies an image file into a new volume of the target pool.
+func (m *Manager) importImage(ctx context.Context, vmid int, d api.VMDisk, src string, l *task.Log) (string, error) {
+	info, err := imgInfo(ctx, src)
+	if err != nil {
+		return "", err
+	}
+	p, err := m.stor.Pool(ctx, d.Storage)
+	if err != nil {
+		return "", err
+	}
+	unlock := m.stor.Lock(d.Storage)
+	v, err := p.Alloc(ctx, storage.AllocRequest{VMID: vmid, Size: info.size, Format: d.Format, Content: api.ContentImages})
+	unlock()
+	if err != nil {
+		return "", err
+	}
+	dst, err := m.volumePath(ctx, v.VolID, api.ContentImages)
+	if err == nil {
+		l.Printf("importing %s (%s, %d bytes) into %s", src, info.format, info.size, v.VolID)
+		err = qemuImg(ctx, "convert", "-n", "-f", info.format, "-O", v.Format, src, dst)
+	}
+	if err != nil {
+		m.freeAll(ctx, []string{v.VolID}, l)
+		return "", err
+	}
+	return v.VolID, nil
+}
+
+// DetachDisk removes a stopped VM's disk from its config, freeing the
+// volume when asked (otherwise it stays on the pool, still owned by the VM).
+func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, user string) (string, error) {
+	return m.diskOp(ctx, vmid, disk, "qmdetach", user, true, func(ctx context.Context, c api.VMConfig, l *task.Log) error {
+		vol := c.Disks[disk].Volume
+		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+			r.Config.Disks = slices.Delete(r.Config.Disks, disk, disk+1)
+			r.Config.Boot = slices.DeleteFunc(r.Config.Boot, func(b string) bool { return strings.HasPrefix(b, "disk") })
+			return nil
+		}); err != nil {
+			return err
+		}
+		l.Printf("detached %s", vol)
+		if free {
+			m.freeAll(ctx, []string{vol}, l)
+		}
+		return nil
+	})
+}
+
+// anyVolumePath resolves a volume of any content type on this node.
+func (m *Manager) anyVolumePath(ctx context.Context, volid string) (string, error) {
+	id, err := storage.ParseVolID(volid)
+	if err != nil {
+		return "", err
+	}
+	p, err := m.stor.Pool(ctx, id.Storage)
+	if err != nil {
+		return "", err
+	}
+	return p.Path(ctx, id.Name)
+}
+
+type imgDesc struct {
+	format string
+	size   uint64
+}
+
+// imgInfo reads an image's format and virtual size with qemu-img.
+func imgInfo(ctx context.Context, path string) (imgDesc, error) {
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "-U", "--output=json", path).Output()
+	if err != nil {
+		return imgDesc{}, fmt.Errorf("qemu-img info %s: %w", path, err)
+	}
+	var qi struct {
+		Format      string `json:"format"`
+		VirtualSize uint64 `json:"virtual-size"`
+	}
+	if err := json.Unmarshal(out, &qi); err != nil {
+		return imgDesc{}, err
+	}
+	if qi.Format != "raw" && qi.Format != "qcow2" && qi.Format != "vmdk" && qi.Format != "vdi" && qi.Format != "vhdx" {
+		return imgDesc{}, fmt.Errorf("%s: unsupported image format %s", path, qi.Format)
+	}
+	return imgDesc{format: qi.Format, size: qi.VirtualSize}, nil
+}
+
+func filepathClean(p string) string { return filepath.Clean(p) }

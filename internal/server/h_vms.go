@@ -387,3 +387,36 @@ func (s *Server) vmDiskRoutes() {
 			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
 		})
 }
+
+type vmAttachIn struct {
+	VMIDParam
+	Body api.VMDiskAttach
+}
+type vmDetachIn struct {
+	VMDiskParam
+	Free bool `query:"free" doc:"also free the volume"`
+}
+
+func (s *Server) vmAttachRoutes() {
+	tags := []string{"vms"}
+	register(s, huma.Operation{OperationID: "vm-disk-attach", Method: "POST", Path: "/vms/{vmid}/disks", Summary: "Add a disk to a stopped VM (new, existing or imported)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Config.Disk"}}, func(ctx context.Context, in *vmAttachIn) (*taskRefOut, error) {
+			c := caller(ctx)
+			if in.Body.Storage != "" && !c.Ev.Has("/storage/"+in.Body.Storage, "Datastore.AllocateSpace") {
+				return nil, errs.Forbidden("permission denied: Datastore.AllocateSpace required on /storage/%s", in.Body.Storage)
+			}
+			upid, err := s.VMs.AttachDisk(ctx, in.VMID, in.Body, c.String(), c.User == "root@pam" && c.Token == "")
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "vm-disk-detach", Method: "DELETE", Path: "/vms/{vmid}/disks/{disk}", Summary: "Remove a disk from a stopped VM", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Config.Disk"}}, func(ctx context.Context, in *vmDetachIn) (*taskRefOut, error) {
+			upid, err := s.VMs.DetachDisk(ctx, in.VMID, in.Disk, in.Free, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+}

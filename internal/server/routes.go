@@ -14,4 +14,5 @@ func (s *Server) routes() {
 	s.vmSnapshotRoutes()
 	s.vncRoutes()
 	s.vmDiskRoutes()
+	s.vmAttachRoutes()
 }
