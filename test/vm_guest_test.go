@@ -160,6 +160,38 @@ func TestVMBootsTestGuest(t *testing.T) {
 	}
 	waitOK(t, c, ref.Task)
 
+	// A virtio disk added while the VM runs appears in the guest.
+	if _, err := c.Do(bg, "POST", "/vms/100/disks", nil, api.VMDiskAttach{VMDisk: api.VMDisk{Bus: "virtio", Storage: "local", Size: "16M"}}, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	found := make(chan bool, 1)
+	go func() { // the only reader until it finds the line or the stream ends
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				found <- false
+				return
+			}
+			if strings.Contains(line, "has-vdb") {
+				found <- true
+				return
+			}
+		}
+	}()
+	hotplugged := false
+	for i := 0; i < 20 && !hotplugged; i++ {
+		send("test -b /dev/vdb && echo has-vdb")
+		select {
+		case hotplugged = <-found:
+			i = 20
+		case <-time.After(time.Second):
+		}
+	}
+	if !hotplugged {
+		t.Fatal("the hotplugged disk never appeared in the guest as /dev/vdb")
+	}
+
 	// ACPI shutdown: the guest powers itself off, the VM shows stopped.
 	if _, err := c.Do(bg, "POST", "/vms/100/status/shutdown", nil, api.VMShutdown{Timeout: 60}, &ref); err != nil {
 		t.Fatal(err)

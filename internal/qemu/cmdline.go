@@ -11,6 +11,9 @@ import (
 	"github.com/corral-project/corral/api"
 )
 
+// hotplugPorts is how many disks a running q35 VM can gain.
+const hotplugPorts = 4
+
 // Paths are the per-VM runtime files, all in the node's run directory.
 type Paths struct {
 	PID, QMP, Serial, VNC string
@@ -75,6 +78,13 @@ func BuildArgs(c api.VMConfig, p Paths, r Resolved) []string {
 		"-rtc", "base=utc",
 		"-boot", "menu=off,strict=on",
 		"-device", "virtio-rng-pci",
+	}
+	if c.Machine == "q35" {
+		// PCIe has no hotplug on the root bus: empty root ports take
+		// disks added while the VM runs.
+		for i := 0; i < hotplugPorts; i++ {
+			a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=hotplug%d,chassis=%d,slot=%d,bus=pcie.0", i, i+1, i+1))
+		}
 	}
 	if c.BIOS == "ovmf" {
 		a = append(a, "-drive", "if=pflash,unit=0,format=raw,readonly=on,file="+r.OVMFCode)

@@ -169,8 +169,8 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
 	case c.Template:
 		return "", errs.Conflict("VM %d is a template", vmid)
-	case m.status(vmid) != "stopped":
-		return "", errs.Conflict("VM %d is running; attach disks to a stopped VM", vmid)
+	case m.status(vmid) != "stopped" && in.Bus != "virtio":
+		return "", errs.Conflict("VM %d is running: only virtio disks can be added live", vmid)
 	}
 	if err := checkIdle(o); err != nil {
 		return "", err
@@ -218,6 +218,12 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 			}
 		}
 		d.Storage, d.Size, d.Format = "", "", ""
+		if m.proc(vmid) != nil {
+			if err := m.hotplugDisk(ctx, vmid, len(n.Disks)-1, d, l); err != nil {
+				m.freeAll(ctx, []string{d.Volume}, l)
+				return err
+			}
+		}
 		_, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Config.Disks = append(r.Config.Disks, d)
 			return nil
@@ -315,3 +321,45 @@ func imgInfo(ctx context.Context, path string) (imgDesc, error) {
 }
 
 func filepathClean(p string) string { return filepath.Clean(p) }
+
+// hotplugDisk adds a virtio disk to a running VM: the image as a block
+// node, then the device (into a free PCIe root port on q35).
+func (m *Manager) hotplugDisk(ctx context.Context, vmid, index int, d api.VMDisk, l *task.Log) error {
+	p := m.proc(vmid)
+	o, err := m.get(vmid)
+	if err != nil {
+		return err
+	}
+	path, err := m.volumePath(ctx, d.Volume, api.ContentImages)
+	if err != nil {
+		return err
+	}
+	format := "raw"
+	if strings.HasSuffix(path, ".qcow2") {
+		format = "qcow2"
+	}
+	id := "disk" + strconv.Itoa(index)
+	node := "drive-" + id
+	if err := p.mon.Execute(ctx, "blockdev-add", map[string]any{
+		"driver": format, "node-name": node, "read-only": d.ReadOnly,
+		"file": map[string]any{"driver": "file", "filename": path, "aio": "threads"},
+	}, nil); err != nil {
+		return fmt.Errorf("hotplug %s: %w", id, err)
+	}
+	dev := map[string]any{"driver": "virtio-blk-pci", "id": id, "drive": node}
+	if o.Value.Config.Machine != "q35" {
+		err = p.mon.Execute(ctx, "device_add", dev, nil)
+	} else {
+		err = fmt.Errorf("all %d hotplug ports are in use", hotplugPorts)
+		for port := 0; port < hotplugPorts && err != nil; port++ {
+			dev["bus"] = "hotplug" + strconv.Itoa(port)
+			err = p.mon.Execute(ctx, "device_add", dev, nil)
+		}
+	}
+	if err != nil {
+		p.mon.Execute(ctx, "blockdev-del", map[string]any{"node-name": node}, nil)
+		return fmt.Errorf("hotplug %s: %w", id, err)
+	}
+	l.Printf("%s plugged into the running VM", id)
+	return nil
+}
