@@ -41,6 +41,7 @@ type Manager struct {
 	mu      sync.Mutex
 	running map[string]*run
 	closed  bool
+	ended   int // tasks finished since the last prune
 	wg      sync.WaitGroup
 }
 
@@ -188,7 +189,18 @@ func (m *Manager) execute(ctx context.Context, upid string, r *run, fn Func) {
 	}
 	m.mu.Lock()
 	delete(m.running, upid)
+	m.ended++
+	pruneNow := m.ended >= 100
+	if pruneNow {
+		m.ended = 0
+	}
 	m.mu.Unlock()
+	if pruneNow {
+		// Keep the store bounded on nodes that run for months.
+		if err := m.prune(wctx); err != nil {
+			m.log.Warn("pruning old task records failed", "err", err)
+		}
+	}
 	r.log.close()
 	close(r.done)
 	m.cancelIfDone(r)
