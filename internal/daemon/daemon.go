@@ -162,6 +162,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		// Uploads stream over HTTP/2: larger flow-control windows keep a
+		// fast client from waiting on window updates every megabyte.
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 16 << 20, MaxReceiveBufferPerConnection: 32 << 20},
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	go func() { errc <- hs.ServeTLS(httpsLn, "", "") }()
