@@ -48,7 +48,10 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzDecodeUserCreate$$' -fuzztime $(FUZZTIME) ./internal/server/
 	go test -run '^$$' -fuzz '^FuzzParseVolID$$' -fuzztime $(FUZZTIME) ./internal/storage/
 
+# The comparisons run the real alternatives: Debian's libvirt for virsh.
+APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso
 bench: build
+	@scripts/apt-ensure.sh $(APT_BENCH)
 	go run ./bench -out docs/benchmarks.md
 
 clean:

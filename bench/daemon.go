@@ -38,8 +38,10 @@ type lab struct {
 	bin      string
 	password string
 
-	mu    sync.Mutex
-	nodes []*node
+	mu       sync.Mutex
+	nodes    []*node
+	qemuDirs []string // more directories of QEMU pidfiles to clean up (bare launches)
+	cleanups []func() // undo steps (mounts, libvirt, device modes), run last first
 }
 
 // newLab creates the temp dir and builds (or locates) the corral binary.
@@ -67,6 +69,22 @@ func newLab(ctx context.Context, cfg config) (*lab, error) {
 	return l, nil
 }
 
+// atClose registers an undo step for close, which runs them last first
+// after every QEMU and daemon is gone and before the temp dir goes. Steps
+// must not use the run's context: it may be cancelled by then.
+func (l *lab) atClose(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cleanups = append(l.cleanups, fn)
+}
+
+// watchQEMUDir makes close kill the QEMU processes whose pidfiles are in dir.
+func (l *lab) watchQEMUDir(dir string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.qemuDirs = append(l.qemuDirs, dir)
+}
+
 func (l *lab) configFile() string { return filepath.Join(l.root, "empty-corral.yaml") }
 
 // buildCorral compiles ./cmd/corral from the working tree being measured.
@@ -87,15 +105,35 @@ func buildCorral(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// close stops every daemon still running and removes the temp dir.
+// close kills every QEMU the bench started, stops every daemon still
+// running, undoes what atClose registered and removes the temp dir. It
+// runs on success, on error and after Ctrl-C alike.
 func (l *lab) close() {
 	l.mu.Lock()
-	nodes := l.nodes
+	nodes, dirs, cleanups := l.nodes, l.qemuDirs, l.cleanups
 	l.mu.Unlock()
+	// QEMU first: a daemon that stops leaves its VMs running (as it must
+	// in production), and with -daemonize they are nobody's children.
+	for _, n := range nodes {
+		dirs = append(dirs, n.qemuRunDir())
+	}
+	var vmids []int
+	for _, d := range dirs {
+		vmids = append(vmids, killQEMUs(d)...)
+	}
+	if len(vmids) > 0 {
+		logf("cleanup: killed %d QEMU processes", len(vmids))
+		// Let the daemons notice and remove the VMs' cgroups themselves.
+		time.Sleep(2 * time.Second)
+	}
 	for _, n := range nodes {
 		if err := n.stop(); err != nil {
 			logf("cleanup: %v", err)
 		}
+	}
+	removeCgroups(vmids)
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
 	}
 	if l.cfg.keep {
 		logf("kept %s", l.root)
@@ -160,6 +198,9 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// qemuRunDir is where the daemon keeps its VMs' pidfiles and sockets.
+func (n *node) qemuRunDir() string { return filepath.Join(n.dataDir, "run", "qemu") }
 
 func (n *node) running() bool {
 	if n.cmd == nil {

@@ -189,11 +189,16 @@ func (l *lab) measureReads(ctx context.Context, n *node, ticket string) (readRes
 	}
 	r.proto, r.bodyBytes = first.proto, first.bodySize
 	r.encoding = first.header.Get("Content-Encoding")
-	if r.resources, err = countResources(first.body, r.encoding); err != nil {
+	byType, err := countResources(first.body, r.encoding)
+	if err != nil {
 		return r, err
 	}
-	if want := l.cfg.guests + 1; r.resources != want {
-		return r, fmt.Errorf("GET %s returned %d resources, want %d (guests + this node)", resourcesPath, r.resources, want)
+	for _, n := range byType {
+		r.resources += n
+	}
+	// Besides the guests the list holds this node and its storage pools.
+	if got := byType[api.GuestVM] + byType[api.GuestContainer]; got != l.cfg.guests {
+		return r, fmt.Errorf("GET %s returned %d guests, want %d (all resources by type: %v)", resourcesPath, got, l.cfg.guests, byType)
 	}
 	logf("resources response: %d resources, %d bytes, %s", r.resources, r.bodyBytes, r.proto)
 
@@ -225,21 +230,26 @@ func (l *lab) measureReads(ctx context.Context, n *node, ticket string) (readRes
 	return r, nil
 }
 
-// countResources decodes the response to check it holds what we seeded.
-func countResources(body []byte, encoding string) (int, error) {
+// countResources decodes the response and counts its resources by type,
+// to check it holds what we seeded.
+func countResources(body []byte, encoding string) (map[string]int, error) {
 	var rd io.Reader = bytes.NewReader(body)
 	if encoding == "gzip" {
 		zr, err := gzip.NewReader(rd)
 		if err != nil {
-			return 0, fmt.Errorf("resources response: %w", err)
+			return nil, fmt.Errorf("resources response: %w", err)
 		}
 		rd = zr
 	}
 	var res []api.Resource
 	if err := json.NewDecoder(rd).Decode(&res); err != nil {
-		return 0, fmt.Errorf("decode resources response: %w", err)
+		return nil, fmt.Errorf("decode resources response: %w", err)
 	}
-	return len(res), nil
+	byType := map[string]int{}
+	for _, x := range res {
+		byType[x.Type]++
+	}
+	return byType, nil
 }
 
 // ms formats a duration in milliseconds with two decimals.

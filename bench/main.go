@@ -10,7 +10,11 @@
 //  2. config write (CAS update) throughput through the API, next to the
 //     same update through the store layer in-process;
 //  3. the daemon's resident memory, idle and after the read load;
-//  4. daemon start time to the first healthy answer.
+//  4. daemon start time to the first healthy answer;
+//  5. storage: upload throughput next to cp, and linked clones of a 10 GiB
+//     template on dir (qcow2) and btrfs next to qemu-img and btrfs by hand;
+//  6. VM start latency next to the same QEMU command line by hand and to
+//     libvirt's virsh create, and the daemon's memory per running VM.
 //
 // Every anchor runs in the same invocation on the same machine, so the
 // ratios stay meaningful on noisy machines where absolute figures drift.
@@ -25,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,11 +56,27 @@ type config struct {
 	starts      int
 	keep        bool
 	profileDir  string
+
+	only        map[string]bool // phases to run; nil means all
+	uploadSize  int64
+	uploadRuns  int
+	cloneRuns   int
+	vmStarts    int
+	vmLevels    []int
+	levelStarts int
+	settle      time.Duration
 }
+
+// phases are the parts -only can pick.
+var phases = []string{"api", "storage", "vm"}
+
+// runs reports whether phase is part of this run.
+func (c config) runs(phase string) bool { return c.only == nil || c.only[phase] }
 
 func parseFlags() (config, error) {
 	var c config
-	var conc string
+	var conc, only, levels string
+	var uploadMiB int64
 	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "where to write the Markdown report")
 	flag.StringVar(&c.bin, "bin", "", "corral binary to measure (default: build ./cmd/corral into a temp dir)")
 	flag.IntVar(&c.guests, "guests", 10000, "guest records to seed")
@@ -71,9 +92,44 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.starts, "starts", 3, "daemon starts per start-time benchmark (the median is reported)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp dir (data dirs, daemon logs) for inspection")
 	flag.StringVar(&c.profileDir, "profile", "", "instead of the report, run the daemon in-process and write CPU/heap profiles to this dir")
+	flag.StringVar(&only, "only", "", "comma-separated phases to run ("+strings.Join(phases, ", ")+"); default all. Needs an explicit -out")
+	flag.Int64Var(&uploadMiB, "upload-mib", 1024, "size of the uploaded file, MiB")
+	flag.IntVar(&c.uploadRuns, "upload-runs", 5, "runs of cp and of the upload (the median is reported)")
+	flag.IntVar(&c.cloneRuns, "clone-runs", 10, "linked clones per pool and method (the median is reported)")
+	flag.IntVar(&c.vmStarts, "vm-starts", 20, "VM starts through the API, by hand and with virsh (the median is reported)")
+	flag.StringVar(&levels, "vm-levels", "0,1,10,50", "comma-separated numbers of running VMs at which to read the daemon's memory and time starts")
+	flag.IntVar(&c.levelStarts, "level-starts", 5, "starts timed at each -vm-levels level (the median is reported)")
+	flag.DurationVar(&c.settle, "settle", 3*time.Second, "wait after reaching a -vm-levels level before reading memory")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", flag.Args())
+	}
+	if only != "" {
+		outSet := false
+		flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			return c, errors.New("-only needs -out too: a partial run must not replace the published report")
+		}
+		c.only = map[string]bool{}
+		for _, p := range strings.Split(only, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(phases, p) {
+				return c, fmt.Errorf("-only: unknown phase %q (have %s)", p, strings.Join(phases, ", "))
+			}
+			c.only[p] = true
+		}
+	}
+	c.uploadSize = uploadMiB << 20
+	for _, f := range strings.Split(levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("-vm-levels: %q is not a number of VMs", f)
+		}
+		c.vmLevels = append(c.vmLevels, n)
+	}
+	slices.Sort(c.vmLevels)
+	if uploadMiB < 1 || c.uploadRuns < 1 || c.cloneRuns < 1 || c.vmStarts < 1 || c.levelStarts < 1 {
+		return c, errors.New("-upload-mib, -upload-runs, -clone-runs, -vm-starts and -level-starts must be positive")
 	}
 	for _, f := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -120,6 +176,40 @@ func run(ctx context.Context, cfg config) error {
 	defer l.close()
 
 	r := &report{cfg: cfg, started: time.Now(), machine: describeMachine(l.root)}
+	if cfg.runs("api") {
+		if err := l.apiPhases(ctx, r); err != nil {
+			return err
+		}
+	}
+	if cfg.runs("storage") {
+		logf("storage phase: uploads and linked clones")
+		s, err := l.storagePhase(ctx)
+		if err != nil {
+			return fmt.Errorf("storage phase: %w", err)
+		}
+		r.storage = &s
+	}
+	if cfg.runs("vm") {
+		logf("VM phase: start latency and memory per VM")
+		v, err := l.vmPhase(ctx)
+		if err != nil {
+			return fmt.Errorf("VM phase: %w", err)
+		}
+		r.vms = &v
+	}
+
+	r.finished, r.loadEnd = time.Now(), loadAvg()
+	if err := r.write(cfg.out); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	logf("wrote %s", cfg.out)
+	return nil
+}
+
+// apiPhases measures the daemon itself: starts, memory, reads and config
+// writes, on a node seeded with cfg.guests guests.
+func (l *lab) apiPhases(ctx context.Context, r *report) error {
+	var err error
 	if r.fresh, err = l.measureFreshStarts(ctx); err != nil {
 		return fmt.Errorf("fresh daemon starts: %w", err)
 	}
@@ -149,12 +239,6 @@ func run(ctx context.Context, cfg config) error {
 	}); err != nil {
 		return fmt.Errorf("store writes: %w", err)
 	}
-
-	r.finished, r.loadEnd = time.Now(), loadAvg()
-	if err := r.write(cfg.out); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	logf("wrote %s", cfg.out)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cgroupRoot is where cgroups are mounted; a variable so tests of other
@@ -104,13 +105,18 @@ func placeInCgroup(vmid, pid int, l cgroupLimits) error {
 	return nil
 }
 
-// removeCgroup deletes a stopped VM's cgroup directories.
+// removeCgroup deletes a stopped VM's cgroup directories. QEMU's last
+// threads may still be leaving when its socket closes (rmdir fails with
+// EBUSY), so it retries briefly; a cgroup that still can't go is reused
+// at the next start.
 func removeCgroup(vmid int) {
 	for _, d := range cgroupDirs(vmid) {
-		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// A cgroup with a process left in it can't go; it is reused
-			// at the next start.
-			continue
+		for try := 0; try < 20; try++ {
+			err := os.Remove(d)
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
