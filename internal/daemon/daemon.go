@@ -164,8 +164,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		IdleTimeout:       120 * time.Second,
 		// Uploads stream over HTTP/2: larger flow-control windows keep a
 		// fast client from waiting on window updates every megabyte.
-		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 16 << 20, MaxReceiveBufferPerConnection: 32 << 20},
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		HTTP2:    &http.HTTP2Config{MaxReceiveBufferPerStream: 16 << 20, MaxReceiveBufferPerConnection: 32 << 20},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	go func() { errc <- hs.ServeTLS(httpsLn, "", "") }()
 
