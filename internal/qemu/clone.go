@@ -25,7 +25,7 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
+		return "", notOwner(vmid, c.Node)
 	case c.Template:
 		return "", errs.Conflict("VM %d is already a template", vmid)
 	case m.status(vmid) != "stopped":
@@ -89,7 +89,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.VMClone, user stri
 	src := o.Value.Config
 	switch {
 	case src.Node != m.node:
-		return 0, "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, src.Node)
+		return 0, "", notOwner(vmid, src.Node)
 	case !src.Template && m.status(vmid) != "stopped":
 		return 0, "", errs.Conflict("VM %d is running; clone it stopped, or make it a template", vmid)
 	}

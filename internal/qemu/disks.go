@@ -26,7 +26,7 @@ func (m *Manager) diskOp(ctx context.Context, vmid, disk int, typ, user string, 
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
+		return "", notOwner(vmid, c.Node)
 	case c.Template:
 		return "", errs.Conflict("VM %d is a template: its disks are read-only", vmid)
 	case disk >= len(c.Disks):
@@ -166,7 +166,7 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
+		return "", notOwner(vmid, c.Node)
 	case c.Template:
 		return "", errs.Conflict("VM %d is a template", vmid)
 	case m.status(vmid) != "stopped" && in.Bus != "virtio":

@@ -82,6 +82,12 @@ func NewManager(d Deps) (*Manager, error) {
 
 func key(vmid int) string { return guest.Key(vmid) }
 
+// notOwner refuses an operation this node can't carry out: a VM's actions
+// run on its node (forwarding between nodes arrives with cluster join).
+func notOwner(vmid int, node string) error {
+	return errs.Conflict("VM %d belongs to node %s; send the request there", vmid, node)
+}
+
 // lock serialises every operation on one VM on this node. Callers wait as
 // long as the operation before them takes: parallel automation must queue,
 // not fail on a lock timeout.
@@ -320,7 +326,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 		return api.VM{}, err
 	}
 	if o.Value.Config.Node != m.node {
-		return api.VM{}, errs.Conflict("VM %d belongs to node %s; send the request there", vmid, o.Value.Config.Node)
+		return api.VM{}, notOwner(vmid, o.Value.Config.Node)
 	}
 	running := m.status(vmid) != "stopped"
 	base := o.Value.Config
@@ -412,7 +418,7 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
+		return "", notOwner(vmid, c.Node)
 	case c.Protection:
 		return "", errs.Conflict("VM %d is protected; clear protection first", vmid)
 	case m.status(vmid) != "stopped":
@@ -451,7 +457,7 @@ func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd 
 		return "", err
 	}
 	if o.Value.Config.Node != m.node {
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, o.Value.Config.Node)
+		return "", notOwner(vmid, o.Value.Config.Node)
 	}
 	if err := checkIdle(o); err != nil {
 		return "", err

@@ -65,7 +65,7 @@ func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.VMSnapshotCreat
 	}
 	c := o.Value.Config
 	if c.Node != m.node {
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, c.Node)
+		return "", notOwner(vmid, c.Node)
 	}
 	if err := checkIdle(o); err != nil {
 		return "", err
@@ -205,7 +205,7 @@ func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (st
 		return "", err
 	}
 	if o.Value.Config.Node != m.node {
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, o.Value.Config.Node)
+		return "", notOwner(vmid, o.Value.Config.Node)
 	}
 	if err := checkIdle(o); err != nil {
 		return "", err
@@ -253,7 +253,7 @@ func (m *Manager) DeleteSnapshot(ctx context.Context, vmid int, name, user strin
 		return "", err
 	}
 	if o.Value.Config.Node != m.node {
-		return "", errs.Conflict("VM %d belongs to node %s; send the request there", vmid, o.Value.Config.Node)
+		return "", notOwner(vmid, o.Value.Config.Node)
 	}
 	i := slices.IndexFunc(o.Value.Snapshots, func(s snap) bool { return s.Name == name })
 	if i < 0 {
