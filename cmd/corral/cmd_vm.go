@@ -97,6 +97,24 @@ func (f *taskFlags) waiting(fs *pflag.FlagSet) (bool, error) {
 	return f.wait && !f.noWait, nil
 }
 
+// vmTaskStart is the common start of a command that runs a task on one VM:
+// the VM ID argument, --wait/--no-wait, and a connected client.
+func (a *cliApp) vmTaskStart(cmd *cobra.Command, arg string, tf *taskFlags) (int, bool, *client.Client, error) {
+	vmid, err := vmidArg(arg)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	wait, err := tf.waiting(cmd.Flags())
+	if err != nil {
+		return 0, false, nil, err
+	}
+	c, _, err := a.connect(false)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	return vmid, wait, c, nil
+}
+
 // vmTaskResult is what a task-starting VM command prints with -o json or
 // yaml: the task's ID and, once waited for, its outcome.
 type vmTaskResult struct {
@@ -1118,15 +1136,7 @@ func (a *cliApp) newVMTemplateCmd() *cobra.Command {
 that linked clones share. A template cannot be started; clone it instead.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vmid, err := vmidArg(args[0])
-			if err != nil {
-				return err
-			}
-			wait, err := tf.waiting(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			c, _, err := a.connect(false)
+			vmid, wait, c, err := a.vmTaskStart(cmd, args[0], &tf)
 			if err != nil {
 				return err
 			}
@@ -1154,15 +1164,7 @@ storage can; --full copies the disks instead. Clones of a VM are always
 full copies. The clone gets new MAC addresses and a new SMBIOS UUID.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vmid, err := vmidArg(args[0])
-			if err != nil {
-				return err
-			}
-			wait, err := tf.waiting(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			c, _, err := a.connect(false)
+			vmid, wait, c, err := a.vmTaskStart(cmd, args[0], &tf)
 			if err != nil {
 				return err
 			}
@@ -1257,15 +1259,7 @@ func (a *cliApp) newVMSnapshotTaskCmd(use, short, kind string, start func(ctx co
 		Short: short,
 		Args:  usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vmid, err := vmidArg(args[0])
-			if err != nil {
-				return err
-			}
-			wait, err := tf.waiting(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			c, _, err := a.connect(false)
+			vmid, wait, c, err := a.vmTaskStart(cmd, args[0], &tf)
 			if err != nil {
 				return err
 			}
