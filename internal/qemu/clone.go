@@ -34,8 +34,7 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 	if err := checkIdle(o); err != nil {
 		return "", err
 	}
-	return m.tasks.Start(ctx, "qmtemplate", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+	return m.lockedTask(ctx, vmid, "template", "qmtemplate", user, func(ctx context.Context, l *task.Log) error {
 		o, err := m.get(vmid)
 		if err != nil {
 			return err

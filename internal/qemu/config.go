@@ -93,6 +93,18 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 	if c.Cores*c.Sockets > 512 {
 		return errs.Invalid("cores", "at most 512 vCPUs")
 	}
+	if c.VCPUs > c.Cores*c.Sockets {
+		return errs.Invalid("vcpus", "at most cores×sockets (%d)", c.Cores*c.Sockets)
+	}
+	if c.MaxMemory != 0 && c.MaxMemory < c.Memory {
+		return errs.Invalid("maxmemory", "must be at least memory (%d MiB)", c.Memory)
+	}
+	if c.MaxMemory != 0 && !slices.Contains(c.Hotplug, "memory") {
+		return errs.Invalid("maxmemory", "only used with hotplug memory")
+	}
+	if slices.Contains(c.Hotplug, "memory") && c.Memory%memStep != 0 {
+		return errs.Invalid("memory", "with hotplug memory, a multiple of %d MiB", memStep)
+	}
 	ide := 0
 	for i, d := range c.Disks {
 		f := func(n string) string { return fmt.Sprintf("disks[%d].%s", i, n) }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,6 +193,7 @@ func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int
 	}
 	c := api.VMConfig{VMID: in.VMID, Name: in.Name, Node: m.node, Description: in.Description, Tags: in.Tags,
 		Cores: in.Cores, Sockets: in.Sockets, CPU: in.CPU, Memory: in.Memory, Balloon: in.Balloon, Machine: in.Machine,
+		VCPUs: in.VCPUs, MaxMemory: in.MaxMemory, Hotplug: in.Hotplug,
 		BIOS: in.BIOS, Boot: in.Boot, Disks: slices.Clone(in.Disks), CDROMs: slices.Clone(in.CDROMs), Nets: slices.Clone(in.Nets),
 		Serial: in.Serial == nil || *in.Serial, VGA: in.VGA, OnBoot: in.OnBoot, CloudInit: in.CloudInit, Protection: in.Protection, UUID: newUUID()}
 	applyDefaults(&c, m.kvm(ctx))
@@ -305,9 +307,47 @@ func checkIdle(o store.Object[record]) error {
 	return nil
 }
 
+// lockedTask runs fn as a task under a named lock recorded on the VM (the
+// config's "lock" field). While it is held, other operations on the VM fail
+// at once with 409 naming it, as Proxmox's locks do, instead of queueing
+// behind work that may take minutes. Taking the lock is a CAS on the
+// record, so two nodes or two requests can't both hold it.
+func (m *Manager) lockedTask(ctx context.Context, vmid int, lock, typ, user string, fn func(ctx context.Context, l *task.Log) error) (string, error) {
+	if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		if r.Lock != "" {
+			return errs.Conflict("VM %d is locked (%s)", vmid, r.Lock)
+		}
+		r.Lock = lock
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	release := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+			if r.Lock == lock {
+				r.Lock = ""
+			}
+			return nil
+		}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			m.log.Error("releasing VM lock failed", "vmid", vmid, "lock", lock, "err", err)
+		}
+	}
+	id, err := m.tasks.Start(ctx, typ, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
+		defer release()
+		defer m.lock(vmid)()
+		return fn(ctx, l)
+	})
+	if err != nil {
+		release()
+	}
+	return id, err
+}
+
 // needsRestart lists the fields of u that a running VM can't take live.
 func restartFields(u api.VMUpdate) bool {
-	return u.CloudInit != nil || u.Cores != nil || u.Sockets != nil || u.CPU != nil || u.Memory != nil || u.Balloon != nil || u.Machine != nil ||
+	return u.CloudInit != nil || u.VCPUs != nil || u.MaxMemory != nil || u.Hotplug != nil || u.Cores != nil || u.Sockets != nil || u.CPU != nil || u.Memory != nil || u.Balloon != nil || u.Machine != nil ||
 		u.BIOS != nil || u.Boot != nil || u.CDROMs != nil || u.Nets != nil || u.Serial != nil || u.VGA != nil
 }
 
@@ -358,6 +398,11 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	seti(&n.Sockets, u.Sockets)
 	set(&n.CPU, u.CPU)
 	seti(&n.Memory, u.Memory)
+	seti(&n.VCPUs, u.VCPUs)
+	seti(&n.MaxMemory, u.MaxMemory)
+	if u.Hotplug != nil {
+		n.Hotplug = *u.Hotplug
+	}
 	seti(&n.Balloon, u.Balloon)
 	set(&n.Machine, u.Machine)
 	set(&n.BIOS, u.BIOS)
@@ -383,17 +428,33 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	if err := m.validate(ctx, &n, false); err != nil {
 		return api.VM{}, err
 	}
+	var live *api.VMConfig
+	if running && !u.Revert && (restartFields(u) || o.Value.Pending != nil) {
+		if ifMatch != "" && ifMatch != o.Digest {
+			return api.VM{}, &errs.Error{Kind: errs.KindPrecondition, Msg: fmt.Sprintf("VM %d was changed by someone else; reload and retry", vmid)}
+		}
+		// What the running VM can take goes in now (CPU and memory
+		// hotplug); it is recorded even if someone wrote meanwhile,
+		// because the VM already runs with it.
+		l, err := m.applyLive(ctx, vmid, o.Value.Config, n)
+		if err != nil {
+			return api.VM{}, err
+		}
+		live, ifMatch = &l, ""
+	}
 	_, err = m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
 			r.Pending = nil
-		case running && (restartFields(u) || r.Pending != nil):
+		case live != nil:
 			// Live-safe fields apply now; the rest wait for a restart.
-			live := r.Config
-			live.Name, live.Description, live.Tags, live.OnBoot, live.Protection = n.Name, n.Description, n.Tags, n.OnBoot, n.Protection
-			r.Config = live
-			p := n
-			r.Pending = &p
+			l := *live
+			l.Name, l.Description, l.Tags, l.OnBoot, l.Protection = n.Name, n.Description, n.Tags, n.OnBoot, n.Protection
+			r.Config, r.Pending = l, nil
+			if !reflect.DeepEqual(l, n) {
+				p := n
+				r.Pending = &p
+			}
 		default:
 			r.Config, r.Pending = n, nil
 		}
@@ -810,11 +871,19 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		if c.Node != m.node {
 			continue
 		}
-		if o.Value.Lock == "create" {
+		switch o.Value.Lock {
+		case "":
+		case "create":
 			// The create task died with the daemon: nothing usable was made.
 			m.log.Warn("removing VM left half-created by a crash", "vmid", c.VMID)
 			m.removeRecord(c.VMID)
 			continue
+		default:
+			// Its task was interrupted (and is marked so); the operations
+			// are written so that the config names what is on disk at
+			// every step, so the VM is usable again.
+			m.log.Warn("clearing the lock of an interrupted task", "vmid", c.VMID, "lock", o.Value.Lock)
+			m.coll.Update(ctx, key(c.VMID), "", func(r *record) error { r.Lock = ""; return nil })
 		}
 		if err := m.attach(ctx, c.VMID, c.UUID); err != nil {
 			m.setIndex(ctx, c, "stopped")
