@@ -59,6 +59,7 @@ type VMConfig struct {
 	Protection  bool         `json:"protection,omitempty" doc:"refuse deletion"`
 	Template    bool         `json:"template,omitempty" readOnly:"true"`
 	UUID        string       `json:"uuid" readOnly:"true" doc:"SMBIOS UUID, stable for the VM's life"`
+	EFIVars     string       `json:"efivars,omitempty" readOnly:"true" doc:"volume with the VM's UEFI variables (bios ovmf), made at its first start"`
 }
 
 // VM is a VM as the API returns it: its config, pending changes, lock and digest.

@@ -324,7 +324,7 @@ func pollGuest(t *testing.T, r *bufio.Reader, send func(string), cmd, want strin
 			}
 			line = strings.TrimSpace(line)
 			last.Store(line)
-			if strings.Contains(line, want) && !strings.Contains(line, cmd) {
+			if strings.Contains(line, want) && !strings.Contains(line, strings.TrimSpace(cmd)) {
 				t.Logf("guest: %s", line)
 				found <- result{line, true}
 				return
@@ -341,4 +341,47 @@ func pollGuest(t *testing.T, r *bufio.Reader, send func(string), cmd, want strin
 		}
 	}
 	return last.Load().(string), false
+}
+
+// TestVMUEFIFirmware boots a VM with OVMF: the firmware's shell comes up
+// on the serial console and runs a command; the VM got its own UEFI
+// variable store, which goes with the VM when it is destroyed.
+func TestVMUEFIFirmware(t *testing.T) {
+	needQEMU(t)
+	if _, err := os.Stat("/usr/share/OVMF/OVMF_CODE_4M.fd"); err != nil {
+		t.Skip("Debian's ovmf package is not installed (make test installs it)")
+	}
+	n := StartNode(t)
+	c := n.Admin()
+	cr, err := createVM(t, c, api.VMCreate{VMID: 120, Name: "uefi", Memory: 256, BIOS: "ovmf", Machine: "q35", Start: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	r, send, closeConsole := serialConsole(t, n, c, 120)
+	defer closeConsole()
+	// The shell takes a carriage return as Enter.
+	if line, ok := pollGuest(t, r, send, "echo corral uefi\r", "corral uefi", 120*time.Second); !ok {
+		t.Fatalf("the UEFI shell never answered on the serial console (last line %q)", line)
+	}
+	closeConsole()
+	var vm api.VM
+	c.Do(bg, "GET", "/vms/120/config", nil, nil, &vm)
+	if vm.Config.EFIVars == "" {
+		t.Fatalf("no UEFI variable store recorded: %+v", vm.Config)
+	}
+	upid, _ := vmAction(t, c, 120, "stop")
+	waitOK(t, c, upid)
+	var ref api.TaskRef
+	if _, err := c.Do(bg, "DELETE", "/vms/120", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	var vols []api.Volume
+	c.Do(bg, "GET", "/nodes/n1/storage/local/content", nil, nil, &vols)
+	for _, v := range vols {
+		if v.VolID == vm.Config.EFIVars {
+			t.Fatalf("the UEFI variable store outlived its VM: %s", v.VolID)
+		}
+	}
 }

@@ -32,6 +32,7 @@ type Resolved struct {
 	CDROMPaths []string // "" for an empty drive
 	KVM        bool
 	OVMFCode   string
+	OVMFVars   string // the VM's own copy of the UEFI variable store
 }
 
 // BuildArgs is the one place a VM's QEMU command line is made: read it and
@@ -87,7 +88,8 @@ func BuildArgs(c api.VMConfig, p Paths, r Resolved) []string {
 		}
 	}
 	if c.BIOS == "ovmf" {
-		a = append(a, "-drive", "if=pflash,unit=0,format=raw,readonly=on,file="+r.OVMFCode)
+		a = append(a, "-drive", "if=pflash,unit=0,format=raw,readonly=on,file="+r.OVMFCode,
+			"-drive", "if=pflash,unit=1,format=raw,file="+r.OVMFVars)
 	}
 	if c.Serial || c.VGA == "serial0" {
 		a = append(a, "-chardev", "socket,id=serial0,path="+p.Serial+",server=on,wait=off", "-serial", "chardev:serial0")

@@ -499,6 +499,9 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 				vols = append(vols, d.Volume)
 			}
 		}
+		if c.EFIVars != "" {
+			vols = append(vols, c.EFIVars)
+		}
 		m.freeAll(ctx, vols, l)
 		m.removeRecord(vmid)
 		if purge != nil {
@@ -646,9 +649,8 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 		l.Printf("cloud-init seed attached as cdrom%d", len(r.CDROMPaths)-1)
 	}
 	if c.BIOS == "ovmf" {
-		r.OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"
-		if _, err := os.Stat(r.OVMFCode); err != nil {
-			return fmt.Errorf("bios ovmf: %s is missing (install the ovmf package)", r.OVMFCode)
+		if r.OVMFCode, r.OVMFVars, err = m.ovmf(ctx, &c, l); err != nil {
+			return err
 		}
 	}
 	if !r.KVM {
@@ -682,7 +684,11 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 		return err
 	}
 	pid := m.proc(vmid).pid
-	lim := limitsFor(c.Cores*c.Sockets, c.Memory)
+	mem := c.Memory
+	if slices.Contains(c.Hotplug, "memory") {
+		mem = maxMemory(c)
+	}
+	lim := limitsFor(c.Cores*c.Sockets, mem)
 	if err := placeInCgroup(vmid, pid, lim); err != nil {
 		l.Printf("WARNING: VM %d runs without its own cgroup: %v", vmid, err)
 	} else {
