@@ -1,10 +1,10 @@
 package test
 
 import (
-	"io"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
