@@ -10,7 +10,9 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/corral-project/corral/internal/daemon.Version=$(VERSION) -X github.com/corral-project/corral/internal/daemon.Commit=$(COMMIT) -X main.cliVersion=$(VERSION)
 
 # Debian packages: build (cgo for PAM) and what the tests drive for real.
-APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates xorriso qemu-system-x86 qemu-utils qemu-block-extra ovmf btrfs-progs curl
+APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates curl
+APT_BUILD += xorriso qemu-system-x86 qemu-utils qemu-block-extra ovmf btrfs-progs
+APT_BUILD += lxc uidmap busybox-static openssl xz-utils zstd debootstrap
 APT_TEST  := passwd login tgt xorriso e2fsprogs
 RUN_DIR   ?= $(CURDIR)/.corral
 SOCKET    ?= $(if $(filter 0,$(shell id -u)),/run/corral/corral.sock,$(RUN_DIR)/corral.sock)

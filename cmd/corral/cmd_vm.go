@@ -129,6 +129,11 @@ type vmTaskResult struct {
 // waits for the task and says how it ended; a task that did not end ok
 // makes the command fail.
 func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, upid string, wait bool, done string) error {
+	return a.finishGuestTask(ctx, c, "VM", vmid, upid, wait, done)
+}
+
+// finishGuestTask is finishVMTask for any guest type (kind: "VM", "Container").
+func (a *cliApp) finishGuestTask(ctx context.Context, c *client.Client, kind string, vmid int, upid string, wait bool, done string) error {
 	res := vmTaskResult{VMID: vmid, Task: upid}
 	if !wait {
 		if a.output == formatTable {
@@ -158,7 +163,7 @@ func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, u
 		return &exitCodeError{code: exitError, err: fmt.Errorf("task %s %s: %s", upid, task.Status, msg)}
 	}
 	if a.output == formatTable {
-		fmt.Fprintf(a.stdout, "VM %d %s.\n", vmid, done)
+		fmt.Fprintf(a.stdout, "%s %d %s.\n", kind, vmid, done)
 		return nil
 	}
 	return a.printValue(res, nil)
@@ -167,10 +172,14 @@ func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, u
 // finishVMCreated is finishVMTask for the commands that make a VM (create,
 // clone): without waiting, the table also names the new VM's ID.
 func (a *cliApp) finishVMCreated(ctx context.Context, c *client.Client, cr *client.VMCreated, wait bool, done string) error {
+	return a.finishGuestCreated(ctx, c, "VM", cr, wait, done)
+}
+
+func (a *cliApp) finishGuestCreated(ctx context.Context, c *client.Client, kind string, cr *client.VMCreated, wait bool, done string) error {
 	if !wait && a.output == formatTable {
 		return a.printObject(cr, []kvField{{"vmid", strconv.Itoa(cr.VMID)}, {"task", cr.Task}})
 	}
-	return a.finishVMTask(ctx, c, cr.VMID, cr.Task, wait, done)
+	return a.finishGuestTask(ctx, c, kind, cr.VMID, cr.Task, wait, done)
 }
 
 // specFields splits a key=value,... spec as --disk and --net take. A key

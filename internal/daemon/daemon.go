@@ -23,6 +23,7 @@ import (
 	"github.com/corral-project/corral/internal/access/pam"
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/lxc"
 	"github.com/corral-project/corral/internal/node"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/server"
@@ -142,11 +143,19 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	vms.Reconcile(sctx)
 	defer vms.Close()
+	cts, err := lxc.NewManager(lxc.Deps{Node: c.Node, LXCPath: filepath.Join(c.DataDir, "lxc"), Log: log, Store: st,
+		Guests: guests, Storage: stor, Tasks: tasks})
+	if err != nil {
+		return err
+	}
+	cts.Reconcile(sctx)
+	defer cts.Close()
 
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
 		Guests:     guests,
 		VMs:        vms,
+		CTs:        cts,
 		Storage:    stor,
 		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
 		Audit:      auditFile, Log: log,
