@@ -40,7 +40,7 @@ vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 test: deps-test vet build
-	go test -count=1 -timeout 20m ./... 2>&1 | tee .test.log | grep -v '^=== ' ; test $${PIPESTATUS[0]} -eq 0
+	go test -v -count=1 -timeout 20m ./... 2>&1 | tee .test.log | grep -v -E '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)' ; test $${PIPESTATUS[0]} -eq 0
 	@scripts/skipped.sh .test.log
 	$(MAKE) --no-print-directory fuzz
 
