@@ -159,3 +159,36 @@ func Store(t testing.TB) *store.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// MoveIn moves link name from ns into guest, renames it, gives it cidr (if
+// not empty) and sets it up: what a container driver does with a veth end.
+func MoveIn(t testing.TB, ns *network.NS, name string, guest *network.NS, newName, cidr string) {
+	t.Helper()
+	l, err := ns.H.LinkByName(name)
+	if err != nil {
+		t.Fatalf("link %s: %v", name, err)
+	}
+	if err := ns.H.LinkSetNsFd(l, guest.Fd()); err != nil {
+		t.Fatalf("move %s: %v", name, err)
+	}
+	l, err = guest.H.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := guest.H.LinkSetName(l, newName); err != nil {
+		t.Fatal(err)
+	}
+	if cidr != "" {
+		Addr(t, guest, newName, cidr)
+	}
+	Up(t, guest, newName)
+}
+
+// Bridge creates a bridge in ns and sets it up.
+func Bridge(t testing.TB, ns *network.NS, name string) {
+	t.Helper()
+	if err := ns.H.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+		t.Fatalf("bridge %s: %v", name, err)
+	}
+	Up(t, ns, name)
+}
