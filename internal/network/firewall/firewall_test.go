@@ -1,0 +1,251 @@
+package firewall
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/network"
+	"github.com/corral-project/corral/internal/network/host"
+	"github.com/corral-project/corral/internal/network/nettest"
+	"github.com/corral-project/corral/internal/network/port"
+)
+
+type lab struct {
+	h, g1, g2 *network.NS
+	ports     *port.Ports
+}
+
+const (
+	mac1, mac2 = "bc:24:11:00:00:11", "bc:24:11:00:00:12"
+	ip1, ip2   = "10.60.0.1", "10.60.0.2"
+)
+
+// newLab makes a "host" namespace with a bridge and two container-like
+// guests (100 and 101) plugged into it by the port package.
+func newLab(t testing.TB) *lab {
+	nettest.Root(t)
+	l := &lab{h: nettest.NS(t, "h")}
+	nettest.Bridge(t, l.h, "br0")
+	l.ports = port.New(l.h, host.DetectCaps(), slog.Default())
+	mk := func(id int, mac, ip string) *network.NS {
+		if _, err := l.ports.Plug(context.Background(), id, 0, port.Spec{Kind: port.Veth, Bridge: "br0", MAC: mac}); err != nil {
+			t.Fatal(err)
+		}
+		g := nettest.NS(t, "g")
+		nettest.MoveIn(t, l.h, port.PeerName(id, 0), g, "eth0", ip+"/24")
+		return g
+	}
+	l.g1, l.g2 = mk(100, mac1, ip1), mk(101, mac2, ip2)
+	if !nettest.Ping(l.g1, ip2) { // also settles links and ARP
+		t.Fatal("the guests can't reach each other")
+	}
+	return l
+}
+
+func (l *lab) config(g2 api.FwRules) Config {
+	return Config{
+		Cluster: api.FwRules{Options: api.FwOptions{Enable: true}},
+		Guests: []Guest{
+			{ID: 100, Rules: api.FwRules{Options: api.FwOptions{Enable: true},
+				Rules: []api.FwRule{{Direction: "in", Action: "ACCEPT", Proto: "icmp", Enable: true}}},
+				Ports: []Port{{Ifname: "veth100i0", NIC: "net0", MAC: mac1, IPs: []string{ip1}, Firewall: true}}},
+			{ID: 101, Rules: g2, Ports: []Port{{Ifname: "veth101i0", NIC: "net0", MAC: mac2, IPs: []string{ip2}, Firewall: true}}},
+		},
+	}
+}
+
+// listen serves a greeting on ip:port inside ns.
+func listen(t testing.TB, ns *network.NS, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("hello\n"))
+			c.Close()
+		}
+	}()
+}
+
+// dial reports whether a TCP connection from ns to addr gets the greeting.
+func dial(ns *network.NS, addr string) bool {
+	ok := false
+	_ = ns.Do(func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		b, _ := io.ReadAll(c)
+		ok = string(b) == "hello\n"
+		return nil
+	})
+	return ok
+}
+
+func TestGuestFirewall(t *testing.T) {
+	l := newLab(t)
+	listen(t, l.g2, ip2+":8080")
+	listen(t, l.g2, ip2+":8081")
+	if !dial(l.g1, ip2+":8081") {
+		t.Fatal("without a firewall the port should answer")
+	}
+	cfg := l.config(api.FwRules{Options: api.FwOptions{Enable: true}, // default: in DROP, out ACCEPT
+		Rules: []api.FwRule{{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "8080", Enable: true, Comment: "web"}}})
+	rs, err := Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(l.h, rs); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d nftables rules", rs.Rules())
+	// Guest 100 drops everything inbound but ICMP: the reply of its
+	// connection passes by conntrack.
+	if !dial(l.g1, ip2+":8080") {
+		t.Fatal("the accepted port is unreachable")
+	}
+	if dial(l.g1, ip2+":8081") {
+		t.Fatal("a port without an ACCEPT rule is reachable")
+	}
+	if !nettest.Ping(l.g2, ip1) {
+		t.Fatal("guest 101 can't ping guest 100, whose firewall accepts ICMP")
+	}
+
+	t.Run("spoofed source IP", func(t *testing.T) {
+		nettest.Addr(t, l.g2, "eth0", "10.60.0.99/32")
+		if _, err := nettest.Try(l.g2.Name, 10*time.Second, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "10.60.0.99", ip1); err == nil {
+			t.Fatal("a packet with a spoofed source address left the guest")
+		}
+		if !nettest.Ping(l.g2, ip1) {
+			t.Fatal("the real address stopped working")
+		}
+	})
+	t.Run("spoofed source MAC", func(t *testing.T) {
+		eth, _ := l.g2.H.LinkByName("eth0")
+		if err := l.g2.H.LinkSetHardwareAddr(eth, nettest.MAC(t, "bc:24:11:00:00:99")); err != nil {
+			t.Fatal(err)
+		}
+		defer l.g2.H.LinkSetHardwareAddr(eth, nettest.MAC(t, mac2))
+		if nettest.Ping(l.g2, ip1) {
+			t.Fatal("frames with a spoofed MAC left the guest")
+		}
+	})
+
+	// Turning the guest's firewall off opens the port again.
+	cfg.Guests[1].Rules.Options.Enable = false
+	rs, _ = Compile(cfg)
+	if err := Apply(l.h, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !dial(l.g1, ip2+":8081") {
+		t.Fatal("firewall off, but the port is still blocked")
+	}
+	if err := Remove(l.h); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestApplyIsAtomic: a ruleset the kernel refuses leaves the previous one
+// in place, complete.
+func TestApplyIsAtomic(t *testing.T) {
+	nettest.Root(t)
+	h := nettest.NS(t, "h")
+	cfg := Config{Cluster: api.FwRules{Options: api.FwOptions{Enable: true}},
+		Node: api.FwRules{Options: api.FwOptions{Enable: true}, Rules: []api.FwRule{
+			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "22", Enable: true},
+			{Direction: "in", Action: "DROP", Source: "192.0.2.0/24,2001:db8::/32", Enable: true}}}}
+	rs, err := Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(h, rs); err != nil {
+		t.Fatal(err)
+	}
+	before := count(t, h)
+	bad, _ := Compile(cfg)
+	bad.add(inet, "input", &expr.Verdict{Kind: expr.VerdictJump, Chain: "no-such-chain"})
+	if err := Apply(h, bad); err == nil {
+		t.Fatal("the kernel accepted a jump to a missing chain")
+	}
+	if after := count(t, h); after != before {
+		t.Fatalf("a refused apply changed the ruleset: %d rules before, %d after", before, after)
+	}
+}
+
+func count(t *testing.T, ns *network.NS) int {
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, name := range []string{"input", "output", "forward"} {
+		rules, err := c.GetRules(&nftables.Table{Family: inet, Name: Table}, &nftables.Chain{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(rules)
+	}
+	if n == 0 {
+		t.Fatal("no rules")
+	}
+	return n
+}
+
+func TestCheckRule(t *testing.T) {
+	cfg := &Config{Groups: map[string]api.FwGroup{"web": {Group: "web"}}, IPSets: map[string]api.FwIPSet{"mgmt": {Name: "mgmt"}},
+		Aliases: map[string]api.FwAlias{"gw": {Name: "gw", CIDR: "192.0.2.1"}}}
+	cases := []struct {
+		field string
+		r     api.FwRule
+	}{
+		{"", api.FwRule{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "22,80,1000:2000", Source: "gw,10.0.0.0/8"}},
+		{"", api.FwRule{Direction: "in", Action: "DROP", Source: "+mgmt"}},
+		{"", api.FwRule{Direction: "out", Group: "web"}},
+		{"type", api.FwRule{Direction: "sideways", Action: "DROP"}},
+		{"action", api.FwRule{Direction: "in", Action: "MAYBE"}},
+		{"proto", api.FwRule{Direction: "in", Action: "DROP", Proto: "gre"}},
+		{"dport", api.FwRule{Direction: "in", Action: "DROP", Proto: "tcp", DPort: "70000"}},
+		{"dport", api.FwRule{Direction: "in", Action: "DROP", Proto: "tcp", DPort: "90:80"}},
+		{"dport", api.FwRule{Direction: "in", Action: "DROP", DPort: "80"}},
+		{"source", api.FwRule{Direction: "in", Action: "DROP", Source: "nosuchalias"}},
+		{"source", api.FwRule{Direction: "in", Action: "DROP", Source: "+nosuchset"}},
+		{"dest", api.FwRule{Direction: "in", Action: "DROP", Dest: "300.1.1.1"}},
+		{"group", api.FwRule{Direction: "in", Group: "nope"}},
+		{"iface", api.FwRule{Direction: "in", Action: "DROP", Iface: "bad name!"}},
+	}
+	for _, c := range cases {
+		err := CheckRule(c.r, cfg, false)
+		if c.field == "" {
+			if err != nil {
+				t.Fatalf("%+v: %v", c.r, err)
+			}
+			continue
+		}
+		e, ok := err.(*errs.Error)
+		if !ok || e.Fields[0].Field != c.field {
+			t.Fatalf("%+v: want invalid %s, got %v", c.r, c.field, err)
+		}
+		if !strings.Contains(err.Error(), c.field) {
+			t.Fatalf("message should name the field: %v", err)
+		}
+	}
+}
