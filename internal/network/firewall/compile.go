@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/network"
 )
 
 // Table is the name of corral's tables (one in the inet and one in the
@@ -453,7 +454,7 @@ func interval(ps []netip.Prefix) []nftables.SetElement {
 	var rs []rng
 	for _, p := range ps {
 		lo := p.Masked().Addr()
-		hi := lastAddr(p)
+		hi := network.LastAddr(p)
 		rs = append(rs, rng{lo, hi})
 	}
 	slices.SortFunc(rs, func(a, b rng) int { return a.lo.Compare(b.lo) })
@@ -475,13 +476,4 @@ func interval(ps []netip.Prefix) []nftables.SetElement {
 		}
 	}
 	return out
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
