@@ -10,8 +10,8 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/corral-project/corral/internal/daemon.Version=$(VERSION) -X github.com/corral-project/corral/internal/daemon.Commit=$(COMMIT) -X main.cliVersion=$(VERSION)
 
 # Debian packages: build (cgo for PAM) and what the tests drive for real.
-APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates xorriso qemu-system-x86 qemu-utils qemu-block-extra btrfs-progs curl
-APT_TEST  := passwd login tgt xorriso e2fsprogs
+APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates xorriso qemu-system-x86 qemu-utils qemu-block-extra btrfs-progs curl dnsmasq-base iproute2
+APT_TEST  := passwd login tgt xorriso e2fsprogs iputils-ping busybox iperf3
 RUN_DIR   ?= $(CURDIR)/.corral
 SOCKET    ?= $(if $(filter 0,$(shell id -u)),/run/corral/corral.sock,$(RUN_DIR)/corral.sock)
 
@@ -49,7 +49,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseVolID$$' -fuzztime $(FUZZTIME) ./internal/storage/
 
 # The comparisons run the real alternatives: Debian's libvirt for virsh.
-APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso
+APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso iperf3 iputils-ping
 bench: build
 	@scripts/apt-ensure.sh $(APT_BENCH)
 	go run ./bench -out docs/benchmarks.md

@@ -23,6 +23,7 @@ import (
 	"github.com/corral-project/corral/internal/access/pam"
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/network/stack"
 	"github.com/corral-project/corral/internal/node"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/server"
@@ -143,10 +144,25 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	vms.Reconcile(sctx)
 	defer vms.Close()
 
+	netStack, err := stack.New(stack.Config{Node: c.Node, NetNS: c.NetNS, Address: c.Address, RunDir: filepath.Join(c.DataDir, "run", "network"),
+		Store: st, Log: log, Peers: func() []string {
+			var out []string
+			for _, n := range nodes.List() {
+				out = append(out, n.Address)
+			}
+			return out
+		}})
+	if err != nil {
+		return err
+	}
+	netStack.Start(runCtx)
+	defer netStack.Close()
+
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
 		Guests:     guests,
 		VMs:        vms,
+		Net:        netStack,
 		Storage:    stor,
 		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
 		Audit:      auditFile, Log: log,

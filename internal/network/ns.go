@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -101,4 +102,24 @@ func Temp() (*NS, error) {
 		return nil, fmt.Errorf("network: leave new netns: %w", err)
 	}
 	return open("", ns)
+}
+
+// TableExists says whether the namespace has the nftables table; corral
+// writes its tables only when it has rules for them or they exist already,
+// so a node that uses no firewall and no NAT never gets nftables state.
+func (n *NS) TableExists(fam nftables.TableFamily, name string) bool {
+	c, err := nftables.New(nftables.WithNetNSFd(n.Fd()))
+	if err != nil {
+		return false
+	}
+	ts, err := c.ListTablesOfFamily(fam)
+	if err != nil {
+		return false
+	}
+	for _, t := range ts {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
 }

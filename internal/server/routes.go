@@ -15,4 +15,6 @@ func (s *Server) routes() {
 	s.vncRoutes()
 	s.vmDiskRoutes()
 	s.vmAttachRoutes()
+	s.networkRoutes()
+	s.firewallRoutes()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/errs"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/network/stack"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/store"
@@ -41,6 +42,7 @@ type Deps struct {
 	Guests     *guest.Registry
 	Storage    *storage.Service
 	VMs        *qemu.Manager
+	Net        *stack.Stack // the node's network layer; nil disables its endpoints
 	NodeStatus func(ctx context.Context) (api.NodeStatus, error)
 	Audit      io.Writer
 	Log        *slog.Logger

@@ -6,7 +6,6 @@ package zone
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/network"
 	"github.com/corral-project/corral/internal/store"
 )
 
@@ -39,49 +39,19 @@ var idRe = regexp.MustCompile(`^[a-z][a-z0-9]{0,7}$`)
 // SubnetID is the store ID of a subnet: its CIDR with / as -.
 func SubnetID(cidr string) string { return strings.ReplaceAll(cidr, "/", "-") }
 
-func conflictOrErr(err error, what string) error {
-	switch {
-	case errors.Is(err, store.ErrExists):
-		return errs.Conflict("%s already exists", what)
-	case errors.Is(err, store.ErrNotFound):
-		return errs.NotFound("%s does not exist", what)
-	case errors.Is(err, store.ErrConflict):
-		return &errs.Error{Kind: errs.KindPrecondition, Msg: what + " was changed by someone else; reload and retry"}
-	}
-	return err
-}
-
 // Zones lists zones.
 func (d *Defs) Zones() []api.Zone {
-	var out []api.Zone
-	for _, o := range d.zones.List() {
-		z := o.Value
-		z.Digest = o.Digest
-		out = append(out, z)
-	}
-	return out
+	return network.List(d.zones, func(z *api.Zone, dg string) { z.Digest = dg })
 }
 
 // VNets lists vnets.
 func (d *Defs) VNets() []api.VNet {
-	var out []api.VNet
-	for _, o := range d.vnets.List() {
-		v := o.Value
-		v.Digest = o.Digest
-		out = append(out, v)
-	}
-	return out
+	return network.List(d.vnets, func(v *api.VNet, dg string) { v.Digest = dg })
 }
 
 // Subnets lists subnets.
 func (d *Defs) Subnets() []api.Subnet {
-	var out []api.Subnet
-	for _, o := range d.subnets.List() {
-		s := o.Value
-		s.Digest = o.Digest
-		out = append(out, s)
-	}
-	return out
+	return network.List(d.subnets, func(s *api.Subnet, dg string) { s.Digest = dg })
 }
 
 // Zone returns one zone.
@@ -132,7 +102,7 @@ func (d *Defs) CreateZone(ctx context.Context, z api.Zone) error {
 		return err
 	}
 	_, err := d.zones.Create(ctx, z.Zone, z)
-	return conflictOrErr(err, "zone "+z.Zone)
+	return network.StoreErr(err, "zone "+z.Zone)
 }
 
 // UpdateZone replaces a zone (its ID and type stay).
@@ -148,7 +118,7 @@ func (d *Defs) UpdateZone(ctx context.Context, id, ifMatch string, z api.Zone) e
 		*cur = z
 		return nil
 	})
-	return conflictOrErr(err, "zone "+id)
+	return network.StoreErr(err, "zone "+id)
 }
 
 // DeleteZone removes a zone without vnets.
@@ -158,7 +128,7 @@ func (d *Defs) DeleteZone(ctx context.Context, id, ifMatch string) error {
 			return errs.Conflict("zone %s still has vnet %s", id, v.VNet)
 		}
 	}
-	return conflictOrErr(d.zones.Delete(ctx, id, ifMatch), "zone "+id)
+	return network.StoreErr(d.zones.Delete(ctx, id, ifMatch), "zone "+id)
 }
 
 func (d *Defs) checkVNet(v api.VNet) error {
@@ -193,7 +163,7 @@ func (d *Defs) CreateVNet(ctx context.Context, v api.VNet) error {
 		return err
 	}
 	_, err := d.vnets.Create(ctx, v.VNet, v)
-	return conflictOrErr(err, "vnet "+v.VNet)
+	return network.StoreErr(err, "vnet "+v.VNet)
 }
 
 // UpdateVNet replaces a vnet.
@@ -203,7 +173,7 @@ func (d *Defs) UpdateVNet(ctx context.Context, id, ifMatch string, v api.VNet) e
 		return err
 	}
 	_, err := d.vnets.Update(ctx, id, ifMatch, func(cur *api.VNet) error { *cur = v; return nil })
-	return conflictOrErr(err, "vnet "+id)
+	return network.StoreErr(err, "vnet "+id)
 }
 
 // DeleteVNet removes a vnet without subnets.
@@ -213,7 +183,7 @@ func (d *Defs) DeleteVNet(ctx context.Context, id, ifMatch string) error {
 			return errs.Conflict("vnet %s still has subnet %s", id, s.Subnet)
 		}
 	}
-	return conflictOrErr(d.vnets.Delete(ctx, id, ifMatch), "vnet "+id)
+	return network.StoreErr(d.vnets.Delete(ctx, id, ifMatch), "vnet "+id)
 }
 
 func (d *Defs) checkSubnet(s *api.Subnet) (netip.Prefix, error) {
@@ -274,7 +244,7 @@ func (d *Defs) CreateSubnet(ctx context.Context, s api.Subnet) error {
 		return err
 	}
 	_, err := d.subnets.Create(ctx, SubnetID(s.Subnet), s)
-	return conflictOrErr(err, "subnet "+s.Subnet)
+	return network.StoreErr(err, "subnet "+s.Subnet)
 }
 
 // UpdateSubnet replaces a subnet's settings (its CIDR stays).
@@ -288,7 +258,7 @@ func (d *Defs) UpdateSubnet(ctx context.Context, id, ifMatch string, s api.Subne
 		return err
 	}
 	_, err = d.subnets.Update(ctx, id, ifMatch, func(cur *api.Subnet) error { *cur = s; return nil })
-	return conflictOrErr(err, "subnet "+id)
+	return network.StoreErr(err, "subnet "+id)
 }
 
 // DeleteSubnet removes a subnet without allocations.
@@ -296,7 +266,7 @@ func (d *Defs) DeleteSubnet(ctx context.Context, id, ifMatch string) error {
 	if a := d.Allocations(id); len(a) > 0 {
 		return errs.Conflict("subnet %s still has %d address allocations (first: %s for %s)", id, len(a), a[0].IP, a[0].Owner)
 	}
-	return conflictOrErr(d.subnets.Delete(ctx, id, ifMatch), "subnet "+id)
+	return network.StoreErr(d.subnets.Delete(ctx, id, ifMatch), "subnet "+id)
 }
 
 // SubnetsOf lists a vnet's subnets.

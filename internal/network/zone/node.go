@@ -211,6 +211,10 @@ func (n *Node) applyNAT() error {
 	if err != nil {
 		return err
 	}
+	if !slices.ContainsFunc(n.defs.Subnets(), func(s api.Subnet) bool { return s.SNAT }) &&
+		!n.ns.TableExists(nftables.TableFamilyINet, NATTable) {
+		return nil // nothing to masquerade, and no table of ours to clear
+	}
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: NATTable}
 	c.AddTable(t)
 	c.DelTable(t)
