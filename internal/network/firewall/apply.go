@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/corral-project/corral/internal/network"
 )
@@ -19,7 +21,24 @@ func Apply(ns *network.NS, rs *Ruleset) error {
 			return err
 		}
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	// The whole ruleset goes to the kernel as one batch in one sendmsg:
+	// size the socket's buffers for it (SO_*BUFFORCE: root may exceed
+	// the sysctl limits), so 10,000 rules aren't refused as too long.
+	buf := max(4<<20, 2048*len(rs.rules))
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()), nftables.WithSockOptions(func(nc *netlink.Conn) error {
+		raw, err := nc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) {
+			serr = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, buf),
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, buf))
+		}); err != nil {
+			return err
+		}
+		return serr
+	}))
 	if err != nil {
 		return fmt.Errorf("firewall: nftables: %w", err)
 	}

@@ -168,27 +168,25 @@ func iperf(t *testing.T, client, server *network.NS, ip string) float64 {
 		t.Fatal(err)
 	}
 	defer srv.Wait()
-	var out string
-	var err error
-	for range 20 {
-		out, err = nettest.Try(client.Name, 15*time.Second, "iperf3", "-c", ip, "-t", "2", "-J")
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("iperf3: %v\n%s", err, out)
-	}
 	var r struct {
-		End struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatal(err)
+	for range 50 {
+		// iperf3 -J exits 0 even when it could not connect yet.
+		out, err := nettest.Try(client.Name, 15*time.Second, "iperf3", "-c", ip, "-t", "2", "-J")
+		r.Error, r.End.SumReceived.BitsPerSecond = "", 0
+		if err == nil && json.Unmarshal([]byte(out), &r) == nil && r.Error == "" && r.End.SumReceived.BitsPerSecond > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.End.SumReceived.BitsPerSecond == 0 {
+		t.Fatalf("iperf3 never measured: %s", r.Error)
 	}
 	return r.End.SumReceived.BitsPerSecond / 8
 }
