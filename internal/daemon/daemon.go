@@ -134,16 +134,6 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	defer auditFile.Close()
 
-	guests := guest.NewRegistry(st)
-	vms, err := qemu.NewManager(qemu.Deps{Node: c.Node, RunDir: filepath.Join(c.DataDir, "run", "qemu"), Log: log, Store: st,
-		Guests: guests, Storage: stor, Tasks: tasks,
-		KVM: func(ctx context.Context) bool { k, _ := node.KVM(ctx); return k.Available }})
-	if err != nil {
-		return err
-	}
-	vms.Reconcile(sctx)
-	defer vms.Close()
-
 	netStack, err := stack.New(stack.Config{Node: c.Node, NetNS: c.NetNS, Address: c.Address, RunDir: filepath.Join(c.DataDir, "run", "network"),
 		Store: st, Log: log, Peers: func() []string {
 			var out []string
@@ -157,6 +147,16 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	netStack.Start(runCtx)
 	defer netStack.Close()
+
+	guests := guest.NewRegistry(st)
+	vms, err := qemu.NewManager(qemu.Deps{Node: c.Node, RunDir: filepath.Join(c.DataDir, "run", "qemu"), Log: log, Store: st,
+		Guests: guests, Storage: stor, Tasks: tasks,
+		KVM: func(ctx context.Context) bool { k, _ := node.KVM(ctx); return k.Available }, Net: netStack})
+	if err != nil {
+		return err
+	}
+	vms.Reconcile(sctx)
+	defer vms.Close()
 
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,

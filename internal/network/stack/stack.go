@@ -242,3 +242,18 @@ func (s *Stack) ApplyFirewall() error {
 func (s *Stack) Compile() (*firewall.Ruleset, error) {
 	return firewall.Compile(s.Firewall.Config(s.Node, s.Guests()))
 }
+
+// PlugVM makes the tap of a VM NIC (the VM driver's side of NetPorts).
+func (s *Stack) PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string, error) {
+	return s.Plug(ctx, vmid, nic, NIC{Spec: port.Spec{Kind: port.Tap, Bridge: n.Bridge, MAC: n.MAC, Tag: n.Tag, Rate: n.Rate},
+		Name: fmt.Sprintf("net%d", nic), Firewall: n.Firewall})
+}
+
+// ExecPrefix runs a guest process inside the managed namespace when it is
+// not the daemon's own (tests), so QEMU finds its taps by name.
+func (s *Stack) ExecPrefix() []string {
+	if s.NS.Name == "" {
+		return nil
+	}
+	return []string{"ip", "netns", "exec", s.NS.Name}
+}

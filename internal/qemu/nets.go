@@ -1,0 +1,99 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/task"
+)
+
+// Everything the VM driver does about NICs is here: corral makes each
+// NIC's tap (internal/network/port via NetPorts) before QEMU starts, QEMU
+// opens it by name without scripts, and the taps go when the VM stops.
+
+// plugNets creates the taps of c's NICs; on failure none is left.
+func (m *Manager) plugNets(ctx context.Context, c api.VMConfig, l *task.Log) ([]string, error) {
+	if len(c.Nets) == 0 || m.net == nil {
+		return nil, nil
+	}
+	var taps []string
+	for i, n := range c.Nets {
+		tap, err := m.net.PlugVM(ctx, c.VMID, i, n)
+		if err != nil {
+			m.unplugNets(c.VMID)
+			return nil, fmt.Errorf("net%d: %w", i, err)
+		}
+		l.Printf("net%d: tap %s on %s", i, tap, n.Bridge)
+		taps = append(taps, tap)
+	}
+	return taps, nil
+}
+
+// replugNets re-registers a running VM's taps after a daemon restart.
+func (m *Manager) replugNets(ctx context.Context, c api.VMConfig) {
+	if m.net == nil {
+		return
+	}
+	for i, n := range c.Nets {
+		if _, err := m.net.PlugVM(ctx, c.VMID, i, n); err != nil {
+			m.log.Warn("re-plugging a running VM's NIC failed", "vmid", c.VMID, "nic", i, "err", err)
+		}
+	}
+}
+
+// unplugNets removes a VM's taps (stopped, crashed, or failed to start).
+func (m *Manager) unplugNets(vmid int) {
+	if m.net == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.net.UnplugGuest(ctx, vmid); err != nil {
+		m.log.Warn("removing a VM's taps failed", "vmid", vmid, "err", err)
+	}
+}
+
+func (m *Manager) execPrefix() []string {
+	if m.net == nil {
+		return nil
+	}
+	return m.net.ExecPrefix()
+}
+
+// netArgs is each NIC's -netdev and -device. The tap exists already, so
+// QEMU runs no scripts.
+func netArgs(c api.VMConfig, taps []string, bootindex func(string) string) []string {
+	var a []string
+	for i, n := range c.Nets {
+		if i >= len(taps) {
+			break
+		}
+		id := "net" + strconv.Itoa(i)
+		model := map[string]string{"virtio": "virtio-net-pci", "e1000": "e1000"}[n.Model]
+		if model == "" {
+			model = "virtio-net-pci"
+		}
+		a = append(a, "-netdev", "tap,id="+id+",ifname="+taps[i]+",script=no,downscript=no",
+			"-device", model+",mac="+n.MAC+",netdev="+id+",id="+id+bootindex(id))
+	}
+	return a
+}
+
+// keepMACs gives NICs without a MAC the MAC the NIC at the same position
+// had, else a new one: a guest's addresses stay stable across edits.
+func keepMACs(nets, old []api.VMNet) []api.VMNet {
+	nets = append([]api.VMNet(nil), nets...)
+	for i := range nets {
+		switch {
+		case nets[i].MAC != "":
+		case i < len(old) && old[i].MAC != "":
+			nets[i].MAC = old[i].MAC
+		default:
+			nets[i].MAC = newMAC()
+		}
+	}
+	return nets
+}

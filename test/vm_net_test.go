@@ -1,0 +1,95 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/network/nettest"
+)
+
+// TestVMNIC starts a real QEMU VM with a NIC on a bridge, in a namespace
+// the test made: corral creates the tap (no QEMU script), QEMU opens it, the
+// firewall gets the port, and stopping the VM removes the tap.
+func TestVMNIC(t *testing.T) {
+	nettest.Root(t)
+	needQEMU(t)
+	h := nettest.NS(t, "v")
+	n := StartNode(t, "CORRAL_NETNS="+h.Name)
+	c := n.Admin()
+	if _, err := c.Do(bg, "POST", "/nodes/n1/network", nil, api.NetIface{Iface: "vmbr0", Type: "bridge", Addresses: []string{"10.96.0.1/24"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(bg, "PUT", "/nodes/n1/network", nil, api.NetApply{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := createVM(t, c, api.VMCreate{VMID: 700, Memory: 64, Nets: []api.VMNet{{Model: "virtio", Bridge: ""}}}); err == nil {
+		t.Fatal("a NIC without a bridge was accepted")
+	}
+	cr, err := createVM(t, c, api.VMCreate{VMID: 700, Memory: 64, VGA: "none",
+		Nets: []api.VMNet{{Model: "virtio", Bridge: "vmbr0", Firewall: true}, {Model: "e1000", Bridge: "vmbr0", Rate: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	var vm api.VM
+	if _, err := c.Do(bg, "GET", "/vms/700/config", nil, nil, &vm); err != nil {
+		t.Fatal(err)
+	}
+	mac := vm.Config.Nets[0].MAC
+	if len(mac) != 17 || mac == vm.Config.Nets[1].MAC {
+		t.Fatalf("MACs: %+v", vm.Config.Nets)
+	}
+	// Firewall on for the cluster and the VM: its port gets anti-spoofing.
+	for _, p := range []string{"/cluster/firewall/options", "/vms/700/firewall/options"} {
+		if _, err := c.Do(bg, "PUT", p, nil, api.FwOptions{Enable: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task, err := vmAction(t, c, 700, "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, task)
+	t.Cleanup(func() {
+		if task, err := vmAction(t, c, 700, "stop"); err == nil {
+			c.WaitTask(bg, task)
+		}
+	})
+	for i, want := range []string{"virtio-net-pci,mac=" + mac, "e1000,mac="} {
+		tap := fmt.Sprintf("tap700i%d", i)
+		l, err := h.H.LinkByName(tap)
+		if err != nil {
+			t.Fatalf("%s: %v", tap, err)
+		}
+		br, _ := h.H.LinkByName("vmbr0")
+		if l.Attrs().MasterIndex != br.Attrs().Index {
+			t.Fatalf("%s is not on vmbr0", tap)
+		}
+		pid, _ := os.ReadFile(n.DataDir + "/run/qemu/700.pid")
+		cmdline, _ := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/cmdline")
+		args := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		if !strings.Contains(args, "tap,id=net"+fmt.Sprint(i)+",ifname="+tap+",script=no,downscript=no") || !strings.Contains(args, want) {
+			t.Fatalf("QEMU command line lacks NIC %d: %s", i, args)
+		}
+	}
+	var rs struct {
+		Rules    int  `json:"rules"`
+		BridgeNF bool `json:"bridge_nf"`
+	}
+	if _, err := c.Do(bg, "GET", "/nodes/n1/firewall/ruleset", nil, nil, &rs); err != nil || !rs.BridgeNF {
+		t.Fatalf("the firewalled NIC is not in the ruleset: %v %+v", err, rs)
+	}
+	task, err = vmAction(t, c, 700, "stop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, task)
+	waitFor(t, "taps removed", func() bool {
+		_, e0 := h.H.LinkByName("tap700i0")
+		_, e1 := h.H.LinkByName("tap700i1")
+		return e0 != nil && e1 != nil
+	})
+}
