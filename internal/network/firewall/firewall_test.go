@@ -249,3 +249,49 @@ func TestCheckRule(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeFirewall: node rules filter what reaches the host itself; the
+// cluster switch turns them off.
+func TestNodeFirewall(t *testing.T) {
+	nettest.Root(t)
+	h, peer := nettest.NS(t, "h"), nettest.NS(t, "p")
+	nettest.Veth(t, h, "eth0", peer, "eth0")
+	nettest.Addr(t, h, "eth0", "10.63.0.1/24")
+	nettest.Addr(t, peer, "eth0", "10.63.0.2/24")
+	listen(t, h, "10.63.0.1:22")
+	listen(t, h, "10.63.0.1:2222")
+	if !nettest.Ping(peer, "10.63.0.1") {
+		t.Fatal("no link")
+	}
+	cfg := Config{Cluster: api.FwRules{Options: api.FwOptions{Enable: true}},
+		Aliases: map[string]api.FwAlias{"peer": {Name: "peer", CIDR: "10.63.0.2"}},
+		Node: api.FwRules{Options: api.FwOptions{Enable: true, PolicyIn: "DROP"}, Rules: []api.FwRule{
+			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "22", Source: "peer", Enable: true},
+			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "2222", Enable: false},
+			{Direction: "in", Action: "ACCEPT", Proto: "icmp", Enable: true}}}}
+	apply := func() {
+		t.Helper()
+		rs, err := Compile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Apply(h, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply()
+	if !dial(peer, "10.63.0.1:22") {
+		t.Fatal("the accepted port is blocked")
+	}
+	if dial(peer, "10.63.0.1:2222") {
+		t.Fatal("a disabled rule let traffic in")
+	}
+	if !nettest.Ping(peer, "10.63.0.1") {
+		t.Fatal("ICMP is accepted but ping fails")
+	}
+	cfg.Cluster.Options.Enable = false
+	apply()
+	if !dial(peer, "10.63.0.1:2222") {
+		t.Fatal("the cluster switch is off, but the node still filters")
+	}
+}

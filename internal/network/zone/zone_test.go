@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
 	"github.com/corral-project/corral/internal/network"
@@ -162,6 +164,10 @@ func TestSimpleZoneDHCP(t *testing.T) {
 	}
 	if got := dhcp(t, g2); got != fixed {
 		t.Fatalf("guest 201 got %s, IPAM gave it %s", got, fixed)
+	}
+	// SNAT is configured (never exercised: nothing leaves the namespaces).
+	if !h.TableExists(nftables.TableFamilyINet, NATTable) {
+		t.Fatal("no SNAT table for a subnet with snat")
 	}
 	// The supervisor restarts a dnsmasq that dies.
 	pid := n.DNSPid("lan")
