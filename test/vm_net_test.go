@@ -25,11 +25,24 @@ func TestVMNIC(t *testing.T) {
 	if _, err := c.Do(bg, "PUT", "/nodes/n1/network", nil, api.NetApply{}, nil); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range []struct {
+		path string
+		body any
+	}{
+		{"/cluster/zones", api.Zone{Zone: "lab", Type: "simple"}},
+		{"/cluster/vnets", api.VNet{VNet: "lan", Zone: "lab"}},
+		{"/cluster/subnets", api.Subnet{Subnet: "10.95.0.0/24", VNet: "lan", Gateway: "10.95.0.1"}},
+	} {
+		if _, err := c.Do(bg, "POST", d.path, nil, d.body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "vnet bridge", func() bool { _, err := h.H.LinkByName("lan"); return err == nil })
 	if _, err := createVM(t, c, api.VMCreate{VMID: 700, Memory: 64, Nets: []api.VMNet{{Model: "virtio", Bridge: ""}}}); err == nil {
 		t.Fatal("a NIC without a bridge was accepted")
 	}
 	cr, err := createVM(t, c, api.VMCreate{VMID: 700, Memory: 64, VGA: "none",
-		Nets: []api.VMNet{{Model: "virtio", Bridge: "vmbr0", Firewall: true}, {Model: "e1000", Bridge: "vmbr0", Rate: 10}}})
+		Nets: []api.VMNet{{Model: "virtio", Bridge: "vmbr0", Firewall: true}, {Model: "e1000", Bridge: "lan", Rate: 10}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,15 +71,15 @@ func TestVMNIC(t *testing.T) {
 			c.WaitTask(bg, task)
 		}
 	})
+	onBridge := func(tap, bridge string) bool {
+		l, err := h.H.LinkByName(tap)
+		br, err2 := h.H.LinkByName(bridge)
+		return err == nil && err2 == nil && l.Attrs().MasterIndex == br.Attrs().Index
+	}
 	for i, want := range []string{"virtio-net-pci,mac=" + mac, "e1000,mac="} {
 		tap := fmt.Sprintf("tap700i%d", i)
-		l, err := h.H.LinkByName(tap)
-		if err != nil {
-			t.Fatalf("%s: %v", tap, err)
-		}
-		br, _ := h.H.LinkByName("vmbr0")
-		if l.Attrs().MasterIndex != br.Attrs().Index {
-			t.Fatalf("%s is not on vmbr0", tap)
+		if !onBridge(tap, []string{"vmbr0", "lan"}[i]) {
+			t.Fatalf("%s is not on its bridge", tap)
 		}
 		pid, _ := os.ReadFile(n.DataDir + "/run/qemu/700.pid")
 		cmdline, _ := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/cmdline")
@@ -82,6 +95,22 @@ func TestVMNIC(t *testing.T) {
 	if _, err := c.Do(bg, "GET", "/nodes/n1/firewall/ruleset", nil, nil, &rs); err != nil || !rs.BridgeNF {
 		t.Fatalf("the firewalled NIC is not in the ruleset: %v %+v", err, rs)
 	}
+	// The NIC on the vnet got a stable IPAM address for its MAC.
+	var ips []api.IPAlloc
+	if _, err := c.Do(bg, "GET", "/cluster/subnets/10.95.0.0-24/ips", nil, nil, &ips); err != nil || len(ips) != 1 ||
+		ips[0].Owner != "guest/700/net1" || ips[0].MAC != vm.Config.Nets[1].MAC {
+		t.Fatalf("IPAM: %v %+v", err, ips)
+	}
+	// Moving a NIC to another bridge applies live, not at the next restart.
+	nets := vm.Config.Nets
+	nets[1].Bridge, nets[1].Rate = "vmbr0", 0
+	var upd api.VM
+	if _, err := c.Do(bg, "PUT", "/vms/700/config", nil, api.VMUpdate{Nets: &nets}, &upd); err != nil {
+		t.Fatal(err)
+	}
+	if upd.Pending != nil || !onBridge("tap700i1", "vmbr0") {
+		t.Fatalf("live NIC change: pending %+v, on vmbr0 %v", upd.Pending, onBridge("tap700i1", "vmbr0"))
+	}
 	task, err = vmAction(t, c, 700, "stop")
 	if err != nil {
 		t.Fatal(err)
@@ -92,4 +121,13 @@ func TestVMNIC(t *testing.T) {
 		_, e1 := h.H.LinkByName("tap700i1")
 		return e0 != nil && e1 != nil
 	})
+	// Destroying the VM frees its addresses.
+	var ref api.TaskRef
+	if _, err := c.Do(bg, "DELETE", "/vms/700", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	if _, err := c.Do(bg, "GET", "/cluster/subnets/10.95.0.0-24/ips", nil, nil, &ips); err != nil || len(ips) != 0 {
+		t.Fatalf("IPAM after delete: %v %+v", err, ips)
+	}
 }

@@ -76,7 +76,8 @@ type Deps struct {
 type NetPorts interface {
 	PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string, error)
 	UnplugGuest(ctx context.Context, vmid int) error
-	ExecPrefix() []string // runs QEMU in the namespace the taps are in (tests); nil on a real node
+	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the VM is gone)
+	ExecPrefix() []string                             // runs QEMU in the namespace the taps are in (tests); nil on a real node
 }
 
 // NewManager returns the VM driver of this node.
@@ -306,6 +307,7 @@ func (m *Manager) removeRecord(vmid int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m.st.Apply(ctx, store.Op{Key: m.coll.Key(key(vmid)), Delete: true, Rev: -1}, store.Op{Key: m.guests.Guests.Key(key(vmid)), Delete: true, Rev: -1})
+	m.releaseNets(vmid)
 }
 
 // checkIdle refuses operations while another holds the VM's lock.
@@ -394,6 +396,13 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	if err := m.validate(ctx, &n, false); err != nil {
 		return api.VM{}, err
 	}
+	liveNets := running && u.Nets != nil && netsLiveChange(o.Value.Config.Nets, n.Nets)
+	if liveNets {
+		if err := m.applyNetsLive(ctx, n); err != nil {
+			return api.VM{}, err
+		}
+		u.Nets = nil // applied: not a reason to restart
+	}
 	_, err = m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
@@ -402,6 +411,9 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 			// Live-safe fields apply now; the rest wait for a restart.
 			live := r.Config
 			live.Name, live.Description, live.Tags, live.OnBoot, live.Protection = n.Name, n.Description, n.Tags, n.OnBoot, n.Protection
+			if liveNets {
+				live.Nets = n.Nets
+			}
 			r.Config = live
 			p := n
 			r.Pending = &p

@@ -97,3 +97,43 @@ func keepMACs(nets, old []api.VMNet) []api.VMNet {
 	}
 	return nets
 }
+
+// netsLiveChange says whether going from old to nets changes only what a
+// running VM's taps take live (bridge, VLAN tag, rate, firewall): the same
+// NICs with the same models and MACs.
+func netsLiveChange(old, nets []api.VMNet) bool {
+	if len(old) != len(nets) {
+		return false // hot plug of NICs is not supported: restart
+	}
+	for i := range nets {
+		if nets[i].Model != old[i].Model || nets[i].MAC != old[i].MAC {
+			return false
+		}
+	}
+	return true
+}
+
+// applyNetsLive re-plugs a running VM's taps with their new settings.
+func (m *Manager) applyNetsLive(ctx context.Context, c api.VMConfig) error {
+	if m.net == nil {
+		return nil
+	}
+	for i, n := range c.Nets {
+		if _, err := m.net.PlugVM(ctx, c.VMID, i, n); err != nil {
+			return fmt.Errorf("net%d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// releaseNets frees a removed VM's IPAM addresses.
+func (m *Manager) releaseNets(vmid int) {
+	if m.net == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.net.ReleaseGuest(ctx, vmid); err != nil {
+		m.log.Warn("releasing a VM's addresses failed", "vmid", vmid, "err", err)
+	}
+}

@@ -147,8 +147,25 @@ func (s *Stack) Close() {
 	s.NS.Close()
 }
 
-// Plug creates or updates a guest NIC's port and refreshes the firewall.
+// Owner is the IPAM owner of a guest NIC.
+func Owner(guest, nic int) string { return fmt.Sprintf("guest/%d/net%d", guest, nic) }
+
+// Plug creates or updates a guest NIC's port and refreshes the firewall. A
+// NIC on a vnet with subnets gets an address in each from IPAM (the same
+// one every time), which dnsmasq hands out to its MAC and anti-spoofing
+// allows.
 func (s *Stack) Plug(ctx context.Context, guest, nic int, n NIC) (string, error) {
+	if len(n.IPs) == 0 && n.MAC != "" {
+		if _, err := s.Defs.VNet(n.Bridge); err == nil {
+			for _, sub := range s.Defs.SubnetsOf(n.Bridge) {
+				ip, err := s.Defs.Alloc(ctx, zone.SubnetID(sub.Subnet), Owner(guest, nic), n.MAC)
+				if err != nil {
+					return "", fmt.Errorf("address for net%d in %s: %w", nic, sub.Subnet, err)
+				}
+				n.IPs = append(n.IPs, ip)
+			}
+		}
+	}
 	name, err := s.Ports.Plug(ctx, guest, nic, n.Spec)
 	if err != nil {
 		return "", err
@@ -183,6 +200,11 @@ func (s *Stack) UnplugGuest(ctx context.Context, guest int) error {
 	s.mu.Unlock()
 	err := s.Ports.UnplugGuest(ctx, guest)
 	return errors.Join(err, s.ApplyFirewall())
+}
+
+// ReleaseGuest frees a removed guest's IPAM addresses.
+func (s *Stack) ReleaseGuest(ctx context.Context, guest int) error {
+	return s.Defs.ReleasePrefix(ctx, fmt.Sprintf("guest/%d/", guest))
 }
 
 // Reconcile is called by the drivers at daemon start with every NIC of the

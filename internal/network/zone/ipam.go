@@ -79,8 +79,18 @@ func (d *Defs) Alloc(ctx context.Context, subnetID, owner, mac string) (string, 
 
 // Release frees owner's addresses in every subnet.
 func (d *Defs) Release(ctx context.Context, owner string) error {
+	return d.release(ctx, func(o string) bool { return o == owner })
+}
+
+// ReleasePrefix frees the addresses of every owner starting with prefix
+// (all NICs of a guest).
+func (d *Defs) ReleasePrefix(ctx context.Context, prefix string) error {
+	return d.release(ctx, func(o string) bool { return strings.HasPrefix(o, prefix) })
+}
+
+func (d *Defs) release(ctx context.Context, match func(string) bool) error {
 	for _, o := range d.ipam.List() {
-		if o.Value.Owner == owner {
+		if match(o.Value.Owner) {
 			if err := d.ipam.Delete(ctx, strings.TrimPrefix(o.Key, d.ipam.Prefix()), ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
