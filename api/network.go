@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Host interface types.
 const (
 	IfaceEth    = "eth"    // a physical NIC: never created or deleted, only configured
@@ -171,4 +173,17 @@ type IPAlloc struct {
 	Subnet string `json:"subnet"`
 	Owner  string `json:"owner" doc:"e.g. vm/100/net0"`
 	MAC    string `json:"mac,omitempty"`
+}
+
+// FwLogEntry is one packet the firewall dropped.
+type FwLogEntry struct {
+	Time  time.Time `json:"time"`
+	Rule  string    `json:"rule" doc:"level and chain, e.g. 'guest 101 in' or 'node in'"`
+	In    string    `json:"in,omitempty"`
+	Out   string    `json:"out,omitempty"`
+	Src   string    `json:"src,omitempty"`
+	Dst   string    `json:"dst,omitempty"`
+	Proto string    `json:"proto,omitempty"`
+	SPort int       `json:"sport,omitempty"`
+	DPort int       `json:"dport,omitempty"`
 }

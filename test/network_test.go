@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -129,6 +130,20 @@ func TestNetworkAPI(t *testing.T) {
 	if err := do("GET", "/nodes/n1/firewall/ruleset", nil, &rs); err != nil || rs.Rules < 3 {
 		t.Fatalf("ruleset: %v %+v", err, rs)
 	}
+	// A dropped connection shows in the drop log (dialled until the rule,
+	// applied asynchronously after the store change, is in place).
+	nettest.Addr(t, peer, "eth0", "10.98.0.2/24")
+	waitFor(t, "the drop in the log", func() bool {
+		_ = peer.Do(func() error {
+			c, err := net.DialTimeout("tcp", "10.98.0.1:2222", 300*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return nil
+		})
+		out := cli("firewall", "log")
+		return strings.Contains(out, "node in") && strings.Contains(out, "10.98.0.1:2222")
+	})
 	// An IP set in use can't be deleted.
 	_, _, code := n.CLI(env, "", "firewall", "ipset", "remove", "mgmt")
 	if code == 0 {

@@ -32,7 +32,7 @@ node defaults: ACCEPT both ways. Rules use the API's field names:
   corral firewall ipset add name=mgmt cidrs=192.0.2.0/24,198.51.100.7
   corral firewall alias add name=gw cidr=192.0.2.1
 A rule that doesn't compile is refused with the reason.`
-	cmd.AddCommand(a.newFwShowCmd(), a.newFwOptionsCmd(), a.newFwRuleCmd("add"), a.newFwRuleCmd("set"), a.newFwRuleCmd("remove"),
+	cmd.AddCommand(a.newFwLogCmd(), a.newFwShowCmd(), a.newFwOptionsCmd(), a.newFwRuleCmd("add"), a.newFwRuleCmd("set"), a.newFwRuleCmd("remove"),
 		a.newDefsCmd("group", "/cluster/firewall/groups", "group", []string{"group", "comment", "rules"}),
 		a.newDefsCmd("ipset", "/cluster/firewall/ipset", "name", []string{"name", "cidrs", "comment"}),
 		a.newDefsCmd("alias", "/cluster/firewall/aliases", "name", []string{"name", "cidr", "comment"}))
@@ -175,5 +175,44 @@ func (a *cliApp) newFwRuleCmd(verb string) *cobra.Command {
 	if verb == "add" {
 		cmd.Flags().IntVar(&pos, "pos", -1, "insert before this position (default: append)")
 	}
+	return cmd
+}
+
+func (a *cliApp) newFwLogCmd() *cobra.Command {
+	var node string
+	var limit int
+	cmd := &cobra.Command{Use: "log", Short: "Show packets the firewall dropped on a node, newest last", Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			node, err := resolveNode(cmd.Context(), c, node)
+			if err != nil {
+				return err
+			}
+			var entries []api.FwLogEntry
+			if _, err := c.Do(cmd.Context(), http.MethodGet, client.PathJoin("nodes", node, "firewall", "log"), url.Values{"limit": {strconv.Itoa(limit)}}, nil, &entries); err != nil {
+				return err
+			}
+			port := func(p int) string {
+				if p == 0 {
+					return ""
+				}
+				return strconv.Itoa(p)
+			}
+			return printList(a, entries, []column[api.FwLogEntry]{
+				{"TIME", func(e api.FwLogEntry) string { return e.Time.Local().Format("15:04:05.000") }},
+				{"RULE", func(e api.FwLogEntry) string { return e.Rule }},
+				{"IN", func(e api.FwLogEntry) string { return e.In }},
+				{"OUT", func(e api.FwLogEntry) string { return e.Out }},
+				{"PROTO", func(e api.FwLogEntry) string { return e.Proto }},
+				{"SOURCE", func(e api.FwLogEntry) string { return strings.TrimSuffix(e.Src+":"+port(e.SPort), ":") }},
+				{"DEST", func(e api.FwLogEntry) string { return strings.TrimSuffix(e.Dst+":"+port(e.DPort), ":") }},
+			})
+		}}
+	cmd.Flags().StringVar(&node, "node", "", "node (default: the only node)")
+	cmd.Flags().IntVar(&limit, "limit", 100, "newest entries to show (at most 1000)")
 	return cmd
 }

@@ -176,6 +176,11 @@ type fwAliasPutIn struct {
 	IfMatchParam
 	Body api.FwAlias
 }
+type fwLogIn struct {
+	NodeParam
+	Limit int `query:"limit" minimum:"0" maximum:"1000" default:"100"`
+}
+type fwLogOut struct{ Body []api.FwLogEntry }
 type fwRulesetOut struct {
 	Body struct {
 		Rules    int    `json:"rules" doc:"nftables rules this node applies"`
@@ -228,6 +233,17 @@ func (s *Server) firewallRoutes() {
 			}
 			out.Body.Rules, out.Body.BridgeNF = rs.Rules(), rs.BridgeNF
 			return out, nil
+		})
+	register(s, huma.Operation{OperationID: "get-node-firewall-log", Method: "GET", Path: "/nodes/{node}/firewall/log", Summary: "Packets the firewall dropped on this node, newest last", Tags: tags},
+		nodeRead, func(ctx context.Context, in *fwLogIn) (*fwLogOut, error) {
+			if err := s.local(in.Node); err != nil {
+				return nil, err
+			}
+			entries, err := s.Net.DropLog(in.Limit)
+			if err != nil {
+				return nil, errs.Conflict("%v", err)
+			}
+			return &fwLogOut{Body: orEmpty(entries)}, nil
 		})
 	// Security groups, IP sets and aliases.
 	register(s, huma.Operation{OperationID: "list-firewall-groups", Method: "GET", Path: "/cluster/firewall/groups", Summary: "List security groups", Tags: tags},

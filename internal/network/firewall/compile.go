@@ -118,6 +118,7 @@ func Compile(cfg Config) (*Ruleset, error) {
 				}
 			}
 			if pol != "ACCEPT" {
+				rs.add(inet, chain, logged("node "+dir)...)
 				rs.add(inet, chain, verdict(pol))
 			}
 		}
@@ -187,9 +188,11 @@ func (rs *Ruleset) guestPort(cfg Config, g Guest, p Port, id uint32) error {
 		return err
 	}
 	if pol := policy(g.Rules.Options.PolicyOut, GuestPolicyOut); pol != "ACCEPT" {
+		rs.add(inet, out, logged(level+" out")...)
 		rs.add(inet, out, verdict(pol))
 	}
 	if pol := policy(g.Rules.Options.PolicyIn, GuestPolicyIn); pol != "ACCEPT" {
+		rs.add(inet, in, logged(level+" in")...)
 		rs.add(inet, in, verdict(pol))
 	} else {
 		rs.add(inet, in, verdict("ACCEPT"))
@@ -284,6 +287,9 @@ func (rs *Ruleset) rulesInto(cfg Config, level string, rules []api.FwRule, dir, 
 				v = verdict("RETURN")
 			}
 			for _, e := range expand(m) {
+				if m.verdict != "ACCEPT" {
+					rs.add(inet, chain, slices.Concat(pre, e, logged(level+" "+dir))...)
+				}
 				rs.add(inet, chain, slices.Concat(pre, e, []expr.Any{v})...)
 			}
 		}
@@ -416,6 +422,15 @@ func verdict(v string) expr.Any {
 		return &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}
 	}
 	return &expr.Verdict{Kind: expr.VerdictDrop}
+}
+
+// logged sends what reaches it to the drop log (NFLOG group LogGroup),
+// at most 20 packets a second so a flood can't flood the log too. It is
+// a rule of its own before the dropping one: a limit inside the dropping
+// rule would stop the drop, not just the log.
+func logged(prefix string) []expr.Any {
+	return []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 20, Unit: expr.LimitTimeSecond, Burst: 40},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: LogGroup, Data: []byte(logPrefix + prefix)}}
 }
 
 func jump(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,11 @@ func TestGuestFirewall(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d nftables rules", rs.Rules())
+	dl, err := OpenDropLog(l.h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
 	// Guest 100 drops everything inbound but ICMP: the reply of its
 	// connection passes by conntrack.
 	if !dial(l.g1, ip2+":8080") {
@@ -126,6 +132,21 @@ func TestGuestFirewall(t *testing.T) {
 	if dial(l.g1, ip2+":8081") {
 		t.Fatal("a port without an ACCEPT rule is reachable")
 	}
+	// The drop is in the log, with the guest's chain, ports and addresses.
+	var seen []api.FwLogEntry
+	logged := func(e api.FwLogEntry) bool {
+		return e.Rule == "guest 101 in" && e.DPort == 8081 && e.Src == ip1 && e.Dst == ip2 && e.Proto == "tcp" && e.Out == "veth101i0"
+	}
+	for range 20 {
+		if seen = dl.Entries(0); slices.ContainsFunc(seen, logged) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.ContainsFunc(seen, logged) {
+		t.Fatalf("the dropped connection is not in the log: %+v", seen)
+	}
+	t.Logf("drop log: %+v", seen[0])
 	if !nettest.Ping(l.g2, ip1) {
 		t.Fatal("guest 101 can't ping guest 100, whose firewall accepts ICMP")
 	}

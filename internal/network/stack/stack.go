@@ -60,6 +60,7 @@ type Stack struct {
 	mu   sync.Mutex
 	nics map[port.Key]NIC
 	fwMu sync.Mutex
+	drop *firewall.DropLog // nil when NFLOG is unavailable
 }
 
 // New opens the namespace and builds the services; nothing on the host
@@ -91,6 +92,11 @@ func New(c Config) (*Stack, error) {
 // change under their store prefixes re-applies (coalesced over 200 ms).
 func (s *Stack) Start(ctx context.Context) {
 	ch, cancel := s.st.Subscribe(256)
+	if d, err := firewall.OpenDropLog(s.NS); err != nil {
+		s.log.Warn("firewall drop log unavailable", "err", err)
+	} else {
+		s.drop = d
+	}
 	s.reapply(ctx, true, true)
 	go func() {
 		defer cancel()
@@ -143,6 +149,9 @@ func (s *Stack) reapply(ctx context.Context, zones, fw bool) {
 // Close stops what the stack supervises (dnsmasq); ports, bridges and
 // rules stay, as guests outlive the daemon.
 func (s *Stack) Close() {
+	if s.drop != nil {
+		s.drop.Close()
+	}
 	s.Zones.Close()
 	s.NS.Close()
 }
@@ -278,4 +287,13 @@ func (s *Stack) ExecPrefix() []string {
 		return nil
 	}
 	return []string{"ip", "netns", "exec", s.NS.Name}
+}
+
+// DropLog returns the newest dropped packets (at most limit), or an error
+// when this node can't log them.
+func (s *Stack) DropLog(limit int) ([]api.FwLogEntry, error) {
+	if s.drop == nil {
+		return nil, errors.New("the drop log is unavailable on this node (no nfnetlink_log, or another process holds NFLOG group 64)")
+	}
+	return s.drop.Entries(limit), nil
 }
