@@ -217,4 +217,3 @@ func (d *DropLog) Entries(limit int) []api.FwLogEntry {
 	}
 	return all
 }
-
