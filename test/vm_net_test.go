@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/network/nettest"
 )
@@ -111,6 +113,23 @@ func TestVMNIC(t *testing.T) {
 	if upd.Pending != nil || !onBridge("tap700i1", "vmbr0") {
 		t.Fatalf("live NIC change: pending %+v, on vmbr0 %v", upd.Pending, onBridge("tap700i1", "vmbr0"))
 	}
+	// A NIC appended to a running VM is hot-plugged: QEMU opens its tap
+	// (carrier up, as on the NICs it started with).
+	attached := func(tap string) bool {
+		l, err := h.H.LinkByName(tap)
+		return err == nil && l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
+	}
+	if !attached("tap700i0") {
+		t.Fatal("QEMU did not open tap700i0")
+	}
+	nets = append(upd.Config.Nets, api.VMNet{Model: "virtio", Bridge: "vmbr0"})
+	if _, err := c.Do(bg, "PUT", "/vms/700/config", nil, api.VMUpdate{Nets: &nets}, &upd); err != nil {
+		t.Fatal(err)
+	}
+	if upd.Pending != nil || len(upd.Config.Nets) != 3 || !onBridge("tap700i2", "vmbr0") {
+		t.Fatalf("hot-plugged NIC: pending %+v, nets %+v", upd.Pending, upd.Config.Nets)
+	}
+	waitFor(t, "QEMU to open the hot-plugged tap", func() bool { return attached("tap700i2") })
 	task, err = vmAction(t, c, 700, "stop")
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +138,8 @@ func TestVMNIC(t *testing.T) {
 	waitFor(t, "taps removed", func() bool {
 		_, e0 := h.H.LinkByName("tap700i0")
 		_, e1 := h.H.LinkByName("tap700i1")
-		return e0 != nil && e1 != nil
+		_, e2 := h.H.LinkByName("tap700i2")
+		return e0 != nil && e1 != nil && e2 != nil
 	})
 	// Destroying the VM frees its addresses.
 	var ref api.TaskRef

@@ -75,6 +75,7 @@ type Deps struct {
 // removed when the VM stops.
 type NetPorts interface {
 	PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string, error)
+	Unplug(ctx context.Context, vmid, nic int) error
 	UnplugGuest(ctx context.Context, vmid int) error
 	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the VM is gone)
 	ExecPrefix() []string                             // runs QEMU in the namespace the taps are in (tests); nil on a real node
@@ -396,9 +397,9 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	if err := m.validate(ctx, &n, false); err != nil {
 		return api.VM{}, err
 	}
-	liveNets := running && u.Nets != nil && netsLiveChange(o.Value.Config.Nets, n.Nets)
+	liveNets := running && u.Nets != nil && netsLive(o.Value.Config.Nets, n.Nets)
 	if liveNets {
-		if err := m.applyNetsLive(ctx, n); err != nil {
+		if err := m.applyNetsLive(ctx, o.Value.Config.Nets, n); err != nil {
 			return api.VM{}, err
 		}
 		u.Nets = nil // applied: not a reason to restart

@@ -98,14 +98,14 @@ func keepMACs(nets, old []api.VMNet) []api.VMNet {
 	return nets
 }
 
-// netsLiveChange says whether going from old to nets changes only what a
-// running VM's taps take live (bridge, VLAN tag, rate, firewall): the same
-// NICs with the same models and MACs.
-func netsLiveChange(old, nets []api.VMNet) bool {
-	if len(old) != len(nets) {
-		return false // hot plug of NICs is not supported: restart
+// netsLive says whether a running VM takes nets without a restart: its
+// NICs unchanged in model and MAC (bridge, tag, rate and firewall change
+// live), plus NICs appended at the end (hot-plugged).
+func netsLive(old, nets []api.VMNet) bool {
+	if len(nets) < len(old) {
+		return false // removing NICs needs the guest's cooperation: restart
 	}
-	for i := range nets {
+	for i := range old {
 		if nets[i].Model != old[i].Model || nets[i].MAC != old[i].MAC {
 			return false
 		}
@@ -113,15 +113,57 @@ func netsLiveChange(old, nets []api.VMNet) bool {
 	return true
 }
 
-// applyNetsLive re-plugs a running VM's taps with their new settings.
-func (m *Manager) applyNetsLive(ctx context.Context, c api.VMConfig) error {
+// applyNetsLive re-plugs a running VM's taps with their new settings and
+// hot-plugs the NICs added after old's.
+func (m *Manager) applyNetsLive(ctx context.Context, old []api.VMNet, c api.VMConfig) error {
 	if m.net == nil {
 		return nil
 	}
 	for i, n := range c.Nets {
-		if _, err := m.net.PlugVM(ctx, c.VMID, i, n); err != nil {
+		tap, err := m.net.PlugVM(ctx, c.VMID, i, n)
+		if err != nil {
 			return fmt.Errorf("net%d: %w", i, err)
 		}
+		if i < len(old) {
+			continue
+		}
+		if err := m.hotplugNIC(ctx, c, i, tap); err != nil {
+			_ = m.net.Unplug(ctx, c.VMID, i)
+			return fmt.Errorf("net%d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// hotplugNIC adds NIC i of a running VM through QMP: the tap as a netdev,
+// then the device (into a free PCIe root port on q35).
+func (m *Manager) hotplugNIC(ctx context.Context, c api.VMConfig, i int, tap string) error {
+	p := m.proc(c.VMID)
+	if p == nil {
+		return fmt.Errorf("VM %d is not running", c.VMID)
+	}
+	id := "net" + strconv.Itoa(i)
+	if err := p.mon.Execute(ctx, "netdev_add", map[string]any{"type": "tap", "id": id, "ifname": tap, "script": "no", "downscript": "no"}, nil); err != nil {
+		return fmt.Errorf("hotplug %s: %w", id, err)
+	}
+	model := map[string]string{"virtio": "virtio-net-pci", "e1000": "e1000"}[c.Nets[i].Model]
+	if model == "" {
+		model = "virtio-net-pci"
+	}
+	dev := map[string]any{"driver": model, "id": id, "netdev": id, "mac": c.Nets[i].MAC}
+	var err error
+	if c.Machine != "q35" {
+		err = p.mon.Execute(ctx, "device_add", dev, nil)
+	} else {
+		err = fmt.Errorf("all %d hotplug ports are in use", hotplugPorts)
+		for port := 0; port < hotplugPorts && err != nil; port++ {
+			dev["bus"] = "hotplug" + strconv.Itoa(port)
+			err = p.mon.Execute(ctx, "device_add", dev, nil)
+		}
+	}
+	if err != nil {
+		p.mon.Execute(ctx, "netdev_del", map[string]any{"id": id}, nil)
+		return fmt.Errorf("hotplug %s: %w", id, err)
 	}
 	return nil
 }
