@@ -130,6 +130,30 @@ func TestVMNIC(t *testing.T) {
 		t.Fatalf("hot-plugged NIC: pending %+v, nets %+v", upd.Pending, upd.Config.Nets)
 	}
 	waitFor(t, "QEMU to open the hot-plugged tap", func() bool { return attached("tap700i2") })
+	// A daemon restart finds the running VM's taps: same devices, none
+	// added, and the firewall still covers the port.
+	before, _ := h.H.LinkByName("tap700i0")
+	n.Stop()
+	n.Start()
+	c = n.Admin()
+	after, err := h.H.LinkByName("tap700i0")
+	if err != nil || after.Attrs().Index != before.Attrs().Index || !attached("tap700i0") {
+		t.Fatalf("tap700i0 after a daemon restart: %v", err)
+	}
+	links, _ := h.H.LinkList()
+	taps := 0
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, "tap700") {
+			taps++
+		}
+	}
+	if taps != 3 {
+		t.Fatalf("%d taps after a restart, want 3", taps)
+	}
+	rs.BridgeNF = false
+	if _, err := c.Do(bg, "GET", "/nodes/n1/firewall/ruleset", nil, nil, &rs); err != nil || !rs.BridgeNF {
+		t.Fatalf("the firewall lost the VM's port after a restart: %v %+v", err, rs)
+	}
 	task, err = vmAction(t, c, 700, "stop")
 	if err != nil {
 		t.Fatal(err)
