@@ -133,25 +133,36 @@ func TestPlugRefusesBadSpecs(t *testing.T) {
 	}
 }
 
-// TestRateLimit measures real throughput between two guests with iperf3.
-func TestRateLimit(t *testing.T) {
+// rateLab makes two guests on one bridge, guest 111's port limited to 2 MB/s.
+func rateLab(t *testing.T) (g1, g2 *network.NS) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		t.Skip("needs iperf3")
 	}
 	h, p := setup(t)
-	g1 := guest(t, h, p, 110, "10.51.0.1/24", Spec{Bridge: "br0"})
-	g2 := guest(t, h, p, 111, "10.51.0.2/24", Spec{Bridge: "br0", Rate: 2})
-	got := iperf(t, g1, g2, "10.51.0.2")
-	limit := 2.0 * mib
+	g1 = guest(t, h, p, 110, "10.51.0.1/24", Spec{Bridge: "br0"})
+	g2 = guest(t, h, p, 111, "10.51.0.2/24", Spec{Bridge: "br0", Rate: 2})
+	return g1, g2
+}
+
+// TestRateLimitIntoGuest measures real throughput into a limited port
+// (HTB on the port) with iperf3.
+func TestRateLimitIntoGuest(t *testing.T) {
+	g1, g2 := rateLab(t)
+	got, limit := iperf(t, g1, g2, "10.51.0.2"), 2.0*mib
 	t.Logf("throughput into a 2 MB/s port: %.2f MB/s", got/mib)
 	if got > limit*1.25 || got < limit*0.3 {
 		t.Fatalf("throughput %.0f B/s, want about %.0f", got, limit)
 	}
-	// From the limited guest (policer on the port's ingress).
+}
+
+// TestRateLimitOutOfGuest measures throughput out of a limited port (tc
+// policer on the port's ingress), where the kernel has the policer.
+func TestRateLimitOutOfGuest(t *testing.T) {
 	if !CanPolice() {
-		t.Skip("SKIPPED for the kernel: no tc matchall/police, so only traffic into guests is limited (checked above)")
+		t.Skip("SKIPPED for the kernel: no tc matchall classifier / police action, so rate limits apply to traffic into guests only")
 	}
-	got = iperf(t, g2, g1, "10.51.0.1")
+	g1, g2 := rateLab(t)
+	got, limit := iperf(t, g2, g1, "10.51.0.1"), 2.0*mib
 	t.Logf("throughput out of a 2 MB/s port: %.2f MB/s", got/mib)
 	if got > limit*1.25 {
 		t.Fatalf("throughput %.0f B/s out of the guest, want at most about %.0f", got, limit)
