@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
 	"github.com/corral-project/corral/internal/network"
 	"github.com/corral-project/corral/internal/network/host"
@@ -202,4 +201,3 @@ func iperf(t *testing.T, client, server *network.NS, ip string) float64 {
 	return r.End.SumReceived.BitsPerSecond / 8
 }
 
-var _ = api.NetCaps{}
