@@ -200,4 +200,3 @@ func iperf(t *testing.T, client, server *network.NS, ip string) float64 {
 	}
 	return r.End.SumReceived.BitsPerSecond / 8
 }
-
