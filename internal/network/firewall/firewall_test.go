@@ -316,3 +316,30 @@ func TestNodeFirewall(t *testing.T) {
 		t.Fatal("the cluster switch is off, but the node still filters")
 	}
 }
+
+// TestGuestReject: REJECT answers at once (ICMP admin-prohibited) instead of
+// letting the client time out. The answer is sent by the host's IP stack,
+// so it needs a host address in the guest's subnet, as a zone's gateway is
+// (the bridge family's reject, which needs none, is missing on kernels
+// without nft_reject_bridge, this one included).
+func TestGuestReject(t *testing.T) {
+	l := newLab(t)
+	nettest.Addr(t, l.h, "br0", "10.60.0.254/24")
+	listen(t, l.g2, ip2+":8081")
+	rs, err := Compile(l.config(api.FwRules{Options: api.FwOptions{Enable: true, PolicyIn: "REJECT"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(l.h, rs); err != nil {
+		t.Fatal(err)
+	}
+	var derr error
+	t0 := time.Now()
+	_ = l.g1.Do(func() error {
+		_, derr = net.DialTimeout("tcp", ip2+":8081", 3*time.Second)
+		return nil
+	})
+	if derr == nil || time.Since(t0) > time.Second || !strings.Contains(derr.Error(), "no route to host") {
+		t.Fatalf("want an immediate ICMP rejection, got %v after %v", derr, time.Since(t0))
+	}
+}
