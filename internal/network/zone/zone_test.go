@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -123,9 +124,10 @@ func guestOn(t *testing.T, h *network.NS, p *port.Ports, id int, bridge, mac, ci
 var leaseRe = regexp.MustCompile(`lease of ([0-9.]+) obtained`)
 
 // dhcp runs busybox's udhcpc once in g and returns the leased address.
-func dhcp(t *testing.T, g *network.NS) string {
+func dhcp(t *testing.T, g *network.NS, extra ...string) string {
 	t.Helper()
-	out, err := nettest.Try(g.Name, 30*time.Second, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
+	args := append([]string{"busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true"}, extra...)
+	out, err := nettest.Try(g.Name, 30*time.Second, args...)
 	m := leaseRe.FindStringSubmatch(out)
 	if err != nil || m == nil {
 		t.Fatalf("no DHCP lease: %v\n%s", err, out)
@@ -162,8 +164,14 @@ func TestSimpleZoneDHCP(t *testing.T) {
 	if a := netipMust(ip); a.Compare(netipMust("10.70.0.100")) < 0 || a.Compare(netipMust("10.70.0.150")) > 0 {
 		t.Fatalf("%s is outside the DHCP range", ip)
 	}
-	if got := dhcp(t, g2); got != fixed {
+	if got := dhcp(t, g2, "-x", "hostname:web"); got != fixed {
 		t.Fatalf("guest 201 got %s, IPAM gave it %s", got, fixed)
+	}
+	// dnsmasq is the guests' DNS: the name guest 201 gave is resolvable.
+	nettest.Addr(t, g1, "eth0", ip+"/24")
+	out, err := nettest.Try(g1.Name, 10*time.Second, "busybox", "nslookup", "web.lan.corral", "10.70.0.1")
+	if err != nil || !strings.Contains(out, fixed) {
+		t.Fatalf("DNS for guests: %v\n%s", err, out)
 	}
 	// SNAT is configured (never exercised: nothing leaves the namespaces).
 	if !h.TableExists(nftables.TableFamilyINet, NATTable) {
