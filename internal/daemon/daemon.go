@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -135,7 +137,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	defer auditFile.Close()
 
 	netStack, err := stack.New(stack.Config{Node: c.Node, NetNS: c.NetNS, Address: c.Address, RunDir: filepath.Join(c.DataDir, "run", "network"),
-		Store: st, Log: log, Peers: func() []string {
+		Store: st, Log: log, MgmtPorts: mgmtPorts(c), Peers: func() []string {
 			var out []string
 			for _, n := range nodes.List() {
 				out = append(out, n.Address)
@@ -269,4 +271,22 @@ func peerContext(ctx context.Context, conn net.Conn) context.Context {
 		return ctx
 	}
 	return server.WithPeer(ctx, cred.Uid)
+}
+
+// mgmtPorts are the TCP ports the node firewall never closes: the API, the
+// store's peer port and ssh.
+func mgmtPorts(c Config) []uint16 {
+	ports := []uint16{22}
+	addrs := []string{c.Listen}
+	if u, err := url.Parse(c.StorePeerURL); err == nil {
+		addrs = append(addrs, u.Host)
+	}
+	for _, a := range addrs {
+		if _, p, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil && n > 0 {
+				ports = append(ports, uint16(n))
+			}
+		}
+	}
+	return ports
 }

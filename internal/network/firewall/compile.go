@@ -104,6 +104,11 @@ func Compile(cfg Config) (*Ruleset, error) {
 			}
 			rs.add(inet, chain, ctEstablished(expr.VerdictAccept)...)
 			rs.add(inet, chain, append(ifname(ifKey, "lo"), verdict("ACCEPT"))...)
+			if dir == "in" {
+				for _, p := range cfg.MgmtPorts {
+					rs.add(inet, chain, slices.Concat(l4(6), portIs(expr.PayloadBaseTransportHeader, 2, [2]uint16{p, p}), []expr.Any{verdict("ACCEPT")})...)
+				}
+			}
 			for _, lvl := range []struct {
 				name  string
 				rules []api.FwRule

@@ -281,11 +281,13 @@ func TestNodeFirewall(t *testing.T) {
 	nettest.Addr(t, peer, "eth0", "10.63.0.2/24")
 	listen(t, h, "10.63.0.1:22")
 	listen(t, h, "10.63.0.1:2222")
+	listen(t, h, "10.63.0.1:8006")
 	if !nettest.Ping(peer, "10.63.0.1") {
 		t.Fatal("no link")
 	}
 	cfg := Config{Cluster: api.FwRules{Options: api.FwOptions{Enable: true}},
-		Aliases: map[string]api.FwAlias{"peer": {Name: "peer", CIDR: "10.63.0.2"}},
+		Aliases:   map[string]api.FwAlias{"peer": {Name: "peer", CIDR: "10.63.0.2"}},
+		MgmtPorts: []uint16{8006},
 		Node: api.FwRules{Options: api.FwOptions{Enable: true, PolicyIn: "DROP"}, Rules: []api.FwRule{
 			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "22", Source: "peer", Enable: true},
 			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "2222", Enable: false},
@@ -309,6 +311,9 @@ func TestNodeFirewall(t *testing.T) {
 	}
 	if !nettest.Ping(peer, "10.63.0.1") {
 		t.Fatal("ICMP is accepted but ping fails")
+	}
+	if !dial(peer, "10.63.0.1:8006") {
+		t.Fatal("the management port is blocked by the node's DROP policy")
 	}
 	cfg.Cluster.Options.Enable = false
 	apply()

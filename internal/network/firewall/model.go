@@ -30,6 +30,10 @@ type Config struct {
 	IPSets  map[string]api.FwIPSet
 	Aliases map[string]api.FwAlias
 	Guests  []Guest
+	// MgmtPorts are TCP ports the node always accepts while its firewall
+	// is on (the API, the store's peer port, ssh), so no rule or policy
+	// locks the administrators out of the node.
+	MgmtPorts []uint16
 }
 
 // Guest is one guest's firewall and its ports on this node.

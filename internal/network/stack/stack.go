@@ -34,6 +34,8 @@ type Config struct {
 	Store   *store.Store
 	Peers   func() []string // cluster node addresses
 	Log     *slog.Logger
+	// MgmtPorts stay open while the node's firewall is on (API, store peer, ssh).
+	MgmtPorts []uint16
 }
 
 // NIC is what a guest driver asks for one guest NIC.
@@ -56,6 +58,7 @@ type Stack struct {
 	Firewall *firewall.Service
 	log      *slog.Logger
 	st       *store.Store
+	mgmt     []uint16
 
 	mu   sync.Mutex
 	nics map[port.Key]NIC
@@ -77,7 +80,7 @@ func New(c Config) (*Stack, error) {
 		return nil, err
 	}
 	caps := host.DetectCaps()
-	s := &Stack{Node: c.Node, NS: ns, Caps: caps, log: c.Log, st: c.Store, nics: map[port.Key]NIC{}}
+	s := &Stack{Node: c.Node, NS: ns, Caps: caps, log: c.Log, st: c.Store, nics: map[port.Key]NIC{}, mgmt: c.MgmtPorts}
 	s.Host = host.NewService(c.Store, c.Node, ns, caps, net.ParseIP(c.Address), c.Log)
 	s.Ports = port.New(ns, caps, c.Log)
 	s.Defs = zone.NewDefs(c.Store)
@@ -258,7 +261,7 @@ func (s *Stack) Guests() []firewall.Guest {
 func (s *Stack) ApplyFirewall() error {
 	s.fwMu.Lock()
 	defer s.fwMu.Unlock()
-	rs, err := firewall.Compile(s.Firewall.Config(s.Node, s.Guests()))
+	rs, err := s.Compile()
 	if err != nil {
 		return err
 	}
@@ -271,7 +274,9 @@ func (s *Stack) ApplyFirewall() error {
 // Compile compiles this node's ruleset without applying it (for the API's
 // check of a change before it is stored, and for status).
 func (s *Stack) Compile() (*firewall.Ruleset, error) {
-	return firewall.Compile(s.Firewall.Config(s.Node, s.Guests()))
+	cfg := s.Firewall.Config(s.Node, s.Guests())
+	cfg.MgmtPorts = s.mgmt
+	return firewall.Compile(cfg)
 }
 
 // PlugVM makes the tap of a VM NIC (the VM driver's side of NetPorts).
