@@ -105,7 +105,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.levelStarts, "level-starts", 5, "starts timed at each -vm-levels level (the median is reported)")
 	flag.DurationVar(&c.settle, "settle", 3*time.Second, "wait after reaching a -vm-levels level before reading memory")
 	flag.IntVar(&c.netSeconds, "net-seconds", 5, "length of one iperf3 run in the network phase")
-	flag.IntVar(&c.netRuns, "net-runs", 3, "iperf3 runs per firewall setup (the median is reported)")
+	flag.IntVar(&c.netRuns, "net-runs", 5, "iperf3 runs per firewall setup (the median is reported)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", flag.Args())

@@ -62,7 +62,10 @@ func Apply(ns *network.NS, rs *Ruleset) error {
 	sets := map[string]*nftables.Set{}
 	for _, sd := range rs.sets {
 		s := &nftables.Set{Table: tables[sd.fam], Name: sd.name, KeyType: nftables.TypeIPAddr, Interval: true}
-		if sd.v6 {
+		switch {
+		case sd.vmap:
+			s = &nftables.Set{Table: tables[sd.fam], Name: sd.name, IsMap: true, KeyType: nftables.TypeMark, DataType: nftables.TypeVerdict}
+		case sd.v6:
 			s.KeyType = nftables.TypeIP6Addr
 		}
 		if err := c.AddSet(s, sd.elems); err != nil {

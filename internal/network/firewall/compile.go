@@ -31,6 +31,7 @@ type setDef struct {
 	fam   nftables.TableFamily
 	name  string
 	v6    bool
+	vmap  bool // mark -> verdict map
 	elems []nftables.SetElement
 }
 
@@ -46,6 +47,8 @@ type Ruleset struct {
 	sets     []setDef
 	rules    []ruleDef
 	BridgeNF bool // guest rules need bridged IP traffic to pass the inet hooks
+
+	outMap, inMap []nftables.SetElement // port id (in the mark) -> the guest's chains
 }
 
 // Rules is the number of nftables rules.
@@ -150,6 +153,14 @@ func Compile(cfg Config) (*Ruleset, error) {
 			}
 		}
 	}
+	if rs.BridgeNF {
+		// One lookup per packet and direction, however many guests: the
+		// mark's port id selects the guest chain in a verdict map.
+		rs.sets = append(rs.sets, setDef{fam: inet, name: "guest-out", vmap: true, elems: rs.outMap},
+			setDef{fam: inet, name: "guest-in", vmap: true, elems: rs.inMap})
+		rs.add(inet, "forward", append(maskMark(0x0000ffff), &expr.Lookup{SourceRegister: 1, SetName: "guest-out", IsDestRegSet: true})...)
+		rs.add(inet, "forward", append(maskMark(0xffff0000), &expr.Lookup{SourceRegister: 1, SetName: "guest-in", IsDestRegSet: true})...)
+	}
 	return rs, nil
 }
 
@@ -176,8 +187,10 @@ func (rs *Ruleset) guestPort(cfg Config, g Guest, p Port, id uint32) error {
 	// Inet family: the guest's chains, entered by mark.
 	rs.chain(inet, out, nil, 0, 0)
 	rs.chain(inet, in, nil, 0, 0)
-	rs.add(inet, "forward", append(markIs(0x0000ffff, id), jump(out))...)
-	rs.add(inet, "forward", append(markIs(0xffff0000, id<<16), jump(in))...)
+	rs.outMap = append(rs.outMap, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(id),
+		VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: out}})
+	rs.inMap = append(rs.inMap, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(id << 16),
+		VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: in}})
 	// Accepting in the out chain returns, so the receiving guest's in
 	// chain is still evaluated; only the in chain's accept is final.
 	rs.add(inet, out, ctEstablished(expr.VerdictReturn)...)
@@ -461,10 +474,10 @@ func setMark(keep, val uint32) []expr.Any {
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1}}
 }
 
-func markIs(mask, val uint32) []expr.Any {
+// maskMark loads mark & mask into register 1.
+func maskMark(mask uint32) []expr.Any {
 	return []expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(val)}}
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)}}
 }
 
 // interval turns prefixes into the elements of an interval set: merged,
