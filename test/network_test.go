@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/client"
 	"github.com/corral-project/corral/internal/network/firewall"
 	"github.com/corral-project/corral/internal/network/nettest"
 )
@@ -165,5 +166,62 @@ func waitFor(t *testing.T, what string, f func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestNetworkAccess: the network and firewall endpoints are denied by
+// default and follow the ACL: a VM admin of /vms/100 may edit that VM's
+// firewall and nothing else; an auditor reads but can't change.
+func TestNetworkAccess(t *testing.T) {
+	nettest.Root(t)
+	h := nettest.NS(t, "a")
+	n := StartNode(t, "CORRAL_NETNS="+h.Name)
+	admin := n.Admin()
+	for _, u := range []string{"vmadm@corral", "aud@corral", "none@corral"} {
+		if _, err := admin.CreateUser(bg, api.UserCreate{UserID: u, Password: "password-123"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := admin.UpdateACL(bg, api.ACLUpdate{Entries: []api.ACLEntry{
+		{Path: "/vms/100", User: "vmadm@corral", Role: "VMAdmin", Propagate: true},
+		{Path: "/", User: "aud@corral", Role: "Auditor", Propagate: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	rule := api.FwRule{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "22", Enable: true}
+	cases := []struct {
+		user, method, path string
+		body               any
+		status             int
+	}{
+		{"none@corral", "GET", "/nodes/n1/network", nil, 403},
+		{"none@corral", "GET", "/cluster/zones", nil, 403},
+		{"none@corral", "GET", "/vms/100/firewall", nil, 403},
+		{"vmadm@corral", "POST", "/vms/100/firewall/rules", rule, 200},
+		{"vmadm@corral", "POST", "/vms/101/firewall/rules", rule, 403},
+		{"vmadm@corral", "POST", "/cluster/firewall/rules", rule, 403},
+		{"vmadm@corral", "PUT", "/nodes/n1/network", api.NetApply{}, 403},
+		{"aud@corral", "GET", "/nodes/n1/network", nil, 200},
+		{"aud@corral", "GET", "/cluster/firewall", nil, 200},
+		{"aud@corral", "GET", "/cluster/zones", nil, 200},
+		{"aud@corral", "POST", "/cluster/zones", api.Zone{Zone: "z", Type: "simple"}, 403},
+		{"aud@corral", "POST", "/nodes/n1/network", api.NetIface{Iface: "vmbr1", Type: "bridge"}, 403},
+		{"aud@corral", "PUT", "/cluster/firewall/options", api.FwOptions{Enable: true}, 403},
+	}
+	clients := map[string]*client.Client{}
+	for _, c := range cases {
+		cl := clients[c.user]
+		if cl == nil {
+			cl = n.Login(c.user, "password-123")
+			clients[c.user] = cl
+		}
+		_, err := cl.Do(bg, c.method, c.path, nil, c.body, nil)
+		got := 200
+		if err != nil {
+			got = client.StatusOf(err)
+		}
+		if got != c.status {
+			t.Errorf("%s %s %s: %d, want %d (%v)", c.user, c.method, c.path, got, c.status, err)
+		}
 	}
 }
