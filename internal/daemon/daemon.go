@@ -147,7 +147,6 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
-	netStack.Start(runCtx)
 	defer netStack.Close()
 
 	guests := guest.NewRegistry(st)
@@ -159,6 +158,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	vms.Reconcile(sctx)
 	defer vms.Close()
+	netStack.Start(runCtx) // after the drivers registered their running guests' NICs
 
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,

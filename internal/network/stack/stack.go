@@ -64,6 +64,10 @@ type Stack struct {
 	nics map[port.Key]NIC
 	fwMu sync.Mutex
 	drop *firewall.DropLog // nil when NFLOG is unavailable
+	// started: until Start, firewall applies wait, so the drivers can
+	// register every running guest's NICs first and the first ruleset
+	// after a restart already covers them all (no window without them).
+	started bool
 }
 
 // New opens the namespace and builds the services; nothing on the host
@@ -93,7 +97,11 @@ func New(c Config) (*Stack, error) {
 
 // Start applies zones and the firewall and keeps them current: every
 // change under their store prefixes re-applies (coalesced over 200 ms).
+// The daemon calls it after the guest drivers' Reconcile.
 func (s *Stack) Start(ctx context.Context) {
+	s.fwMu.Lock()
+	s.started = true
+	s.fwMu.Unlock()
 	ch, cancel := s.st.Subscribe(256)
 	if d, err := firewall.OpenDropLog(s.NS); err != nil {
 		s.log.Warn("firewall drop log unavailable", "err", err)
@@ -261,6 +269,9 @@ func (s *Stack) Guests() []firewall.Guest {
 func (s *Stack) ApplyFirewall() error {
 	s.fwMu.Lock()
 	defer s.fwMu.Unlock()
+	if !s.started {
+		return nil
+	}
 	rs, err := s.Compile()
 	if err != nil {
 		return err
