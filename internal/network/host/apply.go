@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -76,11 +77,18 @@ func apply(ns *network.NS, prev, want []api.NetIface) error {
 			}
 		}
 	}
-	// 2. Create and configure in dependency order.
+	// 2. Create and configure in dependency order. An interface whose
+	// declaration didn't change is left alone (a NIC whose address DHCP
+	// renewed since it was declared keeps it) unless it is missing.
 	for _, t := range order {
 		for _, w := range want {
 			if w.Type != t {
 				continue
+			}
+			if p := find(prev, w.Iface); p != nil && reflect.DeepEqual(*p, w) {
+				if _, err := h.LinkByName(w.Iface); err == nil {
+					continue
+				}
 			}
 			if err := ensure(ns, w, find(prev, w.Iface)); err != nil {
 				return fmt.Errorf("%s: %w", w.Iface, err)

@@ -83,10 +83,19 @@ func TestApplyAndRollback(t *testing.T) {
 	if vx.VNI != 100 || vx.Local != "10.9.0.1" || !slices.Equal(vx.Remotes, []string{"10.9.0.2", "10.9.0.3"}) || vx.MTU != 1450 {
 		t.Fatalf("vxlan: %+v", vx)
 	}
-	// Applying the same again changes nothing and fails nothing.
+	// Applying the same again changes nothing and fails nothing, and an
+	// interface whose declaration didn't change keeps what others gave it
+	// (here an address, as DHCP would).
+	nettest.Addr(t, h, "eth1", "10.9.7.7/24")
 	if err := Apply(h, want, want); err != nil {
 		t.Fatalf("idempotent apply: %v", err)
 	}
+	if e := get(t, h, "eth1"); !slices.Contains(e.Addresses, "10.9.7.7/24") {
+		t.Fatalf("an unchanged NIC was reconfigured: %+v", e.Addresses)
+	}
+	nl, _ := h.H.LinkByName("eth1")
+	a, _ := netlink.ParseAddr("10.9.7.7/24")
+	_ = h.H.AddrDel(nl, a)
 
 	// Something outside corral already uses VNI 200: the kernel refuses the
 	// new VXLAN after the bridge and eth1 were already changed.
