@@ -195,6 +195,13 @@ func (rs *Ruleset) guestPort(cfg Config, g Guest, p Port, id uint32) error {
 	// chain is still evaluated; only the in chain's accept is final.
 	rs.add(inet, out, ctEstablished(expr.VerdictReturn)...)
 	rs.add(inet, in, ctEstablished(expr.VerdictAccept)...)
+	// IPv6 neighbour discovery and router solicitation/advertisement
+	// (ICMPv6 133-136) always pass, as ARP does: without them no IPv6
+	// works, and conntrack may call them invalid.
+	nd := slices.Concat(l4(58), []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{133}, ToData: []byte{136}}})
+	rs.add(inet, out, append(slices.Clone(nd), verdict("RETURN"))...)
+	rs.add(inet, in, append(slices.Clone(nd), verdict("ACCEPT"))...)
 	rs.add(inet, out, ctInvalidDrop()...)
 	rs.add(inet, in, ctInvalidDrop()...)
 	level := fmt.Sprintf("guest %d", g.ID)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
@@ -29,6 +31,7 @@ type lab struct {
 const (
 	mac1, mac2 = "bc:24:11:00:00:11", "bc:24:11:00:00:12"
 	ip1, ip2   = "10.60.0.1", "10.60.0.2"
+	ip61, ip62 = "fd00:60::1", "fd00:60::2"
 )
 
 // newLab makes a "host" namespace with a bridge and two container-like
@@ -47,6 +50,8 @@ func newLab(t testing.TB) *lab {
 		return g
 	}
 	l.g1, l.g2 = mk(100, mac1, ip1), mk(101, mac2, ip2)
+	addr6(t, l.g1, ip61+"/64")
+	addr6(t, l.g2, ip62+"/64")
 	if !nettest.Ping(l.g1, ip2) { // also settles links and ARP
 		t.Fatal("the guests can't reach each other")
 	}
@@ -58,9 +63,10 @@ func (l *lab) config(g2 api.FwRules) Config {
 		Cluster: api.FwRules{Options: api.FwOptions{Enable: true}},
 		Guests: []Guest{
 			{ID: 100, Rules: api.FwRules{Options: api.FwOptions{Enable: true},
-				Rules: []api.FwRule{{Direction: "in", Action: "ACCEPT", Proto: "icmp", Enable: true}}},
-				Ports: []Port{{Ifname: "veth100i0", NIC: "net0", MAC: mac1, IPs: []string{ip1}, Firewall: true}}},
-			{ID: 101, Rules: g2, Ports: []Port{{Ifname: "veth101i0", NIC: "net0", MAC: mac2, IPs: []string{ip2}, Firewall: true}}},
+				Rules: []api.FwRule{{Direction: "in", Action: "ACCEPT", Proto: "icmp", Enable: true},
+					{Direction: "in", Action: "ACCEPT", Proto: "icmpv6", Enable: true}}},
+				Ports: []Port{{Ifname: "veth100i0", NIC: "net0", MAC: mac1, IPs: []string{ip1, ip61}, Firewall: true}}},
+			{ID: 101, Rules: g2, Ports: []Port{{Ifname: "veth101i0", NIC: "net0", MAC: mac2, IPs: []string{ip2, ip62}, Firewall: true}}},
 		},
 	}
 }
@@ -158,6 +164,15 @@ func TestGuestFirewall(t *testing.T) {
 		}
 		if !nettest.Ping(l.g2, ip1) {
 			t.Fatal("the real address stopped working")
+		}
+	})
+	t.Run("IPv6 and a spoofed IPv6 source", func(t *testing.T) {
+		if !nettest.Ping(l.g2, ip61) {
+			t.Fatal("IPv6 between firewalled guests fails (neighbour discovery blocked?)")
+		}
+		addr6(t, l.g2, "fd00:60::99/128")
+		if _, err := nettest.Try(l.g2.Name, 10*time.Second, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "fd00:60::99", ip61); err == nil {
+			t.Fatal("a packet with a spoofed IPv6 source left the guest")
 		}
 	})
 	t.Run("spoofed source MAC", func(t *testing.T) {
@@ -346,5 +361,22 @@ func TestGuestReject(t *testing.T) {
 	})
 	if derr == nil || time.Since(t0) > time.Second || !strings.Contains(derr.Error(), "no route to host") {
 		t.Fatalf("want an immediate ICMP rejection, got %v after %v", derr, time.Since(t0))
+	}
+}
+
+// addr6 adds an IPv6 address without duplicate address detection.
+func addr6(t testing.TB, ns *network.NS, cidr string) {
+	t.Helper()
+	l, err := ns.H.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Flags = unix.IFA_F_NODAD
+	if err := ns.H.AddrAdd(l, a); err != nil {
+		t.Fatal(err)
 	}
 }
