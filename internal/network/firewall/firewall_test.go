@@ -116,7 +116,9 @@ func TestGuestFirewall(t *testing.T) {
 		t.Fatal("without a firewall the port should answer")
 	}
 	cfg := l.config(api.FwRules{Options: api.FwOptions{Enable: true}, // default: in DROP, out ACCEPT
-		Rules: []api.FwRule{{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "8080", Enable: true, Comment: "web"}}})
+		Rules: []api.FwRule{{Direction: "in", Group: "web", Enable: true}}})
+	cfg.Groups = map[string]api.FwGroup{"web": {Group: "web", Rules: []api.FwRule{
+		{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "8080", Enable: true, Comment: "web"}}}}
 	rs, err := Compile(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -297,16 +299,23 @@ func TestNodeFirewall(t *testing.T) {
 	listen(t, h, "10.63.0.1:22")
 	listen(t, h, "10.63.0.1:2222")
 	listen(t, h, "10.63.0.1:8006")
+	listen(t, h, "10.63.0.1:2223")
+	listen(t, h, "10.63.0.1:2224")
 	if !nettest.Ping(peer, "10.63.0.1") {
 		t.Fatal("no link")
 	}
 	cfg := Config{Cluster: api.FwRules{Options: api.FwOptions{Enable: true}},
 		Aliases:   map[string]api.FwAlias{"peer": {Name: "peer", CIDR: "10.63.0.2"}},
 		MgmtPorts: []uint16{8006},
+		IPSets: map[string]api.FwIPSet{
+			"trusted": {Name: "trusted", CIDRs: []string{"192.0.2.0/24", "10.63.0.0/30", "10.63.0.3", "fd00::/8"}},
+			"others":  {Name: "others", CIDRs: []string{"10.63.0.128/25", "198.51.100.7"}}},
 		Node: api.FwRules{Options: api.FwOptions{Enable: true, PolicyIn: "DROP"}, Rules: []api.FwRule{
 			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "22", Source: "peer", Enable: true},
 			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "2222", Enable: false},
-			{Direction: "in", Action: "ACCEPT", Proto: "icmp", Enable: true}}}}
+			{Direction: "in", Action: "ACCEPT", Proto: "icmp", Enable: true},
+			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "2223", Source: "+trusted", Enable: true},
+			{Direction: "in", Action: "ACCEPT", Proto: "tcp", DPort: "2224", Source: "+others", Enable: true}}}}
 	apply := func() {
 		t.Helper()
 		rs, err := Compile(cfg)
@@ -326,6 +335,12 @@ func TestNodeFirewall(t *testing.T) {
 	}
 	if !nettest.Ping(peer, "10.63.0.1") {
 		t.Fatal("ICMP is accepted but ping fails")
+	}
+	if !dial(peer, "10.63.0.1:2223") {
+		t.Fatal("a source in the IP set was refused")
+	}
+	if dial(peer, "10.63.0.1:2224") {
+		t.Fatal("a source outside the IP set was accepted")
 	}
 	if !dial(peer, "10.63.0.1:8006") {
 		t.Fatal("the management port is blocked by the node's DROP policy")
