@@ -13,7 +13,8 @@ LDFLAGS := -X github.com/corral-project/corral/internal/daemon.Version=$(VERSION
 APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates curl
 APT_BUILD += xorriso qemu-system-x86 qemu-utils qemu-block-extra ovmf btrfs-progs
 APT_BUILD += lxc uidmap busybox-static openssl xz-utils zstd debootstrap
-APT_TEST  := passwd login tgt xorriso e2fsprogs
+APT_BUILD += dnsmasq-base iproute2
+APT_TEST  := passwd login tgt xorriso e2fsprogs iputils-ping busybox iperf3
 RUN_DIR   ?= $(CURDIR)/.corral
 SOCKET    ?= $(if $(filter 0,$(shell id -u)),/run/corral/corral.sock,$(RUN_DIR)/corral.sock)
 
@@ -51,7 +52,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseVolID$$' -fuzztime $(FUZZTIME) ./internal/storage/
 
 # The comparisons run the real alternatives: Debian's libvirt for virsh.
-APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso
+APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso iperf3 iputils-ping
 bench: build
 	@scripts/apt-ensure.sh $(APT_BENCH)
 	go run ./bench -out docs/benchmarks.md

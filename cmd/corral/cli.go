@@ -179,6 +179,8 @@ server), or, for root on a node, from the local unix socket
 		a.newVMCmd(),
 		a.newCTCmd(),
 		a.newTemplateCmd(),
+		a.newNetCmd(),
+		a.newFirewallCmd(),
 		a.newVersionCmd(),
 		newDaemonCmd(),
 	)

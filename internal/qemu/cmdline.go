@@ -30,6 +30,7 @@ type Resolved struct {
 	DiskPaths  []string
 	DiskFmts   []string
 	CDROMPaths []string // "" for an empty drive
+	Taps       []string // host tap device of each NIC, made by the network layer
 	KVM        bool
 	OVMFCode   string
 	OVMFVars   string // the VM's own copy of the UEFI variable store
@@ -161,6 +162,7 @@ func BuildArgs(c api.VMConfig, p Paths, r Resolved) []string {
 		}
 		a = append(a, "-drive", drive, "-device", "ide-cd,bus="+nextIDE()+",drive=drive-"+id+",id="+id+bootindex(id))
 	}
+	a = append(a, netArgs(c, r.Taps, bootindex)...)
 	if c.Balloon > 0 {
 		a = append(a, "-device", "virtio-balloon-pci,id=balloon0")
 	}

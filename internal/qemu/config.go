@@ -166,8 +166,13 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 	if ide > maxIDE {
 		return errs.Invalid("disks", "%s machines have %d IDE/SATA slots (disks and CD-ROMs), %d requested", c.Machine, maxIDE, ide)
 	}
-	if len(c.Nets) > 0 {
-		return errs.Invalid("nets", "guest network interfaces need the network layer (bridges and taps), which this node does not have yet")
+	if len(c.Nets) > 0 && m.net == nil {
+		return errs.Invalid("nets", "guest network interfaces need the network layer, which this node does not run")
+	}
+	for i, n := range c.Nets {
+		if n.Bridge == "" {
+			return errs.Invalid(fmt.Sprintf("nets[%d].bridge", i), "a NIC needs a bridge or vnet")
+		}
 	}
 	for i, b := range c.Boot {
 		if !bootRe.MatchString(b) {

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 
@@ -45,7 +46,8 @@ func memoryArg(c api.VMConfig) string {
 // returns the config it runs with afterwards; whatever still differs from
 // next becomes pending. vCPUs are added (and those added live removed)
 // with device_add/device_del when hotplug has "cpu"; memory grows by a DIMM
-// when hotplug has "memory". Shrinking memory always waits for a restart:
+// when hotplug has "memory"; NICs change on their taps or are hot-plugged
+// (nets.go). Shrinking memory always waits for a restart:
 // a guest can't be relied on to give memory back.
 func (m *Manager) applyLive(ctx context.Context, vmid int, cur, next api.VMConfig) (api.VMConfig, error) {
 	p := m.proc(vmid)
@@ -58,6 +60,16 @@ func (m *Manager) applyLive(ctx context.Context, vmid int, cur, next api.VMConfi
 			return cur, err
 		}
 		live.VCPUs = next.VCPUs
+	}
+	if !reflect.DeepEqual(next.Nets, cur.Nets) && netsLive(cur.Nets, next.Nets) {
+		// Bridge, tag, rate and firewall change on the taps; NICs added
+		// at the end are hot-plugged.
+		c := cur
+		c.Nets = next.Nets
+		if err := m.applyNetsLive(ctx, cur.Nets, c); err != nil {
+			return cur, err
+		}
+		live.Nets = next.Nets
 	}
 	if slices.Contains(cur.Hotplug, "memory") && next.Memory > cur.Memory && next.MaxMemory == cur.MaxMemory {
 		if next.Memory > maxMemory(cur) {

@@ -42,6 +42,7 @@ type Manager struct {
 	stor   *storage.Service
 	tasks  *task.Manager
 	kvm    func(context.Context) bool
+	net    NetPorts
 
 	locks   sync.Map // vmid -> *sync.Mutex: operations on one VM queue, never time out
 	mu      sync.Mutex
@@ -67,6 +68,18 @@ type Deps struct {
 	Storage *storage.Service
 	Tasks   *task.Manager
 	KVM     func(context.Context) bool
+	Net     NetPorts // nil: VMs can't have NICs
+}
+
+// NetPorts is what the VM driver needs of the network layer
+// (internal/network/stack): a tap per NIC, plugged before QEMU starts and
+// removed when the VM stops.
+type NetPorts interface {
+	PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string, error)
+	Unplug(ctx context.Context, vmid, nic int) error
+	UnplugGuest(ctx context.Context, vmid int) error
+	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the VM is gone)
+	ExecPrefix() []string                             // runs QEMU in the namespace the taps are in (tests); nil on a real node
 }
 
 // NewManager returns the VM driver of this node.
@@ -78,7 +91,7 @@ func NewManager(d Deps) (*Manager, error) {
 		return nil, fmt.Errorf("qemu run dir %s: too long for unix socket paths", d.RunDir)
 	}
 	return &Manager{node: d.Node, runDir: d.RunDir, log: d.Log, st: d.Store, coll: store.NewCollection[record](d.Store, "vms"),
-		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, running: map[int]*proc{}}, nil
+		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, net: d.Net, running: map[int]*proc{}}, nil
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
@@ -297,6 +310,7 @@ func (m *Manager) removeRecord(vmid int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m.st.Apply(ctx, store.Op{Key: m.coll.Key(key(vmid)), Delete: true, Rev: -1}, store.Op{Key: m.guests.Guests.Key(key(vmid)), Delete: true, Rev: -1})
+	m.releaseNets(vmid)
 }
 
 // checkIdle refuses operations while another holds the VM's lock.
@@ -413,7 +427,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 		n.CDROMs = *u.CDROMs
 	}
 	if u.Nets != nil {
-		n.Nets = *u.Nets
+		n.Nets = keepMACs(*u.Nets, n.Nets)
 	}
 	setb(&n.Serial, u.Serial)
 	set(&n.VGA, u.VGA)
@@ -660,6 +674,9 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 	for _, f := range []string{paths.PID, paths.QMP, paths.Serial, paths.VNC} {
 		os.Remove(f)
 	}
+	if r.Taps, err = m.plugNets(ctx, c, l); err != nil {
+		return err
+	}
 	args := BuildArgs(c, paths, r)
 	if loadvm != "" {
 		args = append(args, "-loadvm", loadvm)
@@ -667,13 +684,15 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 	l.Printf("starting QEMU: %s %s", Binary, strings.Join(args, " "))
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(sctx, Binary, args...)
+	argv := append(m.execPrefix(), Binary)
+	cmd := exec.CommandContext(sctx, argv[0], append(argv[1:], args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &stderr, &stderr
 	// Its own session: QEMU must not get the daemon's signals, and with
 	// -daemonize it is re-parented away so it outlives corral.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Run(); err != nil {
+		m.unplugNets(vmid)
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -790,6 +809,7 @@ loop:
 		os.Remove(f)
 	}
 	removeCgroup(vmid)
+	m.unplugNets(vmid)
 	close(p.gone)
 	m.log.Info("VM stopped", "vmid", vmid)
 }
@@ -893,9 +913,11 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		}
 		if err := m.attach(ctx, c.VMID, c.UUID); err != nil {
 			m.setIndex(ctx, c, "stopped")
+			m.unplugNets(c.VMID) // taps of a VM that died while the daemon was away
 			continue
 		}
 		m.log.Info("found running VM", "vmid", c.VMID, "pid", m.proc(c.VMID).pid)
+		m.replugNets(ctx, c) // finds its taps again (no duplicates) for the firewall
 	}
 }
 

@@ -16,4 +16,6 @@ func (s *Server) routes() {
 	s.vmDiskRoutes()
 	s.vmAttachRoutes()
 	s.containerRoutes()
+	s.networkRoutes()
+	s.firewallRoutes()
 }
