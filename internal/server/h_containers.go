@@ -256,6 +256,71 @@ func (s *Server) containerRoutes() {
 		})
 }
 
+type ctSnapIn struct {
+	VMIDParam
+	Body api.CTSnapshotCreate
+}
+type ctSnapsOut struct{ Body []api.CTSnapshot }
+type ctCloneIn struct {
+	VMIDParam
+	Body api.CTClone
+}
+
+func (s *Server) containerSnapshotRoutes() {
+	if s.CTs == nil {
+		return
+	}
+	tags := []string{"containers"}
+	cp := "/containers/{vmid}"
+	vp := "/vms/{vmid}"
+	register(s, huma.Operation{OperationID: "list-container-snapshots", Method: "GET", Path: cp + "/snapshot", Summary: "A container's snapshots", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*ctSnapsOut, error) {
+			out, err := s.CTs.Snapshots(in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &ctSnapsOut{Body: out}, nil
+		})
+	register(s, huma.Operation{OperationID: "create-container-snapshot", Method: "POST", Path: cp + "/snapshot", Summary: "Snapshot a container's volumes (frozen meanwhile when running)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot"}}, func(ctx context.Context, in *ctSnapIn) (*taskRefOut, error) {
+			return taskRef(s.CTs.Snapshot(ctx, in.VMID, in.Body, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "rollback-container-snapshot", Method: "POST", Path: cp + "/snapshot/{name}/rollback", Summary: "Return a stopped container to a snapshot", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot.Rollback"}}, func(ctx context.Context, in *vmSnapNameIn) (*taskRefOut, error) {
+			return taskRef(s.CTs.Rollback(ctx, in.VMID, in.Name, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "delete-container-snapshot", Method: "DELETE", Path: cp + "/snapshot/{name}", Summary: "Delete a container snapshot", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot"}}, func(ctx context.Context, in *vmSnapNameIn) (*taskRefOut, error) {
+			return taskRef(s.CTs.DeleteSnapshot(ctx, in.VMID, in.Name, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "container-template", Method: "POST", Path: cp + "/template", Summary: "Turn a stopped container into a template", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *VMIDParam) (*taskRefOut, error) {
+			return taskRef(s.CTs.Template(ctx, in.VMID, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "container-clone", Method: "POST", Path: cp + "/clone", Summary: "Clone a stopped container or a template (linked where the storage can)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Clone"}}, func(ctx context.Context, in *ctCloneIn) (*vmCreatedOut, error) {
+			c := caller(ctx)
+			if !c.Ev.Has("/vms", "VM.Allocate") && (in.Body.NewID == 0 || !c.Ev.Has("/vms/"+strconv.Itoa(in.Body.NewID), "VM.Allocate")) {
+				return nil, errs.Forbidden("permission denied: VM.Allocate required on /vms to create the clone")
+			}
+			newid, upid, err := s.CTs.Clone(ctx, in.VMID, in.Body, c.String())
+			if err != nil {
+				return nil, err
+			}
+			out := &vmCreatedOut{}
+			out.Body.Task, out.Body.VMID = upid, newid
+			return out, nil
+		})
+}
+
+// taskRef answers an operation that started a task.
+func taskRef(upid string, err error) (*taskRefOut, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+}
+
 // wsWriter sends each write as one binary message with a channel byte.
 type wsWriter struct {
 	ctx context.Context
