@@ -250,3 +250,23 @@ func (c *Client) CloneCT(ctx context.Context, vmid int, in api.CTClone) (*VMCrea
 	}
 	return &out, nil
 }
+
+// AvailableTemplates lists the images of a simplestreams server ("" for
+// the node's configured one).
+func (c *Client) AvailableTemplates(ctx context.Context, server string) ([]api.AvailableTemplate, error) {
+	var q url.Values
+	if server != "" {
+		q = url.Values{"server": {server}}
+	}
+	var out []api.AvailableTemplate
+	if _, err := c.Do(ctx, http.MethodGet, "/templates/available", q, nil, &out); err != nil {
+		return nil, fmt.Errorf("list available templates: %w", err)
+	}
+	return out, nil
+}
+
+// DownloadTemplate fetches a simplestreams image or a URL into a pool, as
+// a task.
+func (c *Client) DownloadTemplate(ctx context.Context, node, storage string, in api.TemplateDownload) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", storage, "download-template"), in, "download template")
+}

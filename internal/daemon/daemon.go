@@ -144,7 +144,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	vms.Reconcile(sctx)
 	defer vms.Close()
 	cts, err := lxc.NewManager(lxc.Deps{Node: c.Node, LXCPath: filepath.Join(c.DataDir, "lxc"), Log: log, Store: st,
-		Guests: guests, Storage: stor, Tasks: tasks})
+		Guests: guests, Storage: stor, Tasks: tasks, ImageServer: c.ImageServer})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,8 @@ type Manager struct {
 	guests  *guest.Registry
 	stor    *storage.Service
 	tasks   *task.Manager
+	// imageServer is the default simplestreams server.
+	imageServer string
 
 	locks    sync.Map // vmid -> *sync.Mutex
 	mu       sync.Mutex
@@ -56,6 +58,8 @@ type Deps struct {
 	Guests  *guest.Registry
 	Storage *storage.Service
 	Tasks   *task.Manager
+	// ImageServer is the default simplestreams server for templates.
+	ImageServer string
 }
 
 // NewManager returns the container driver of this node.
@@ -68,7 +72,10 @@ func NewManager(d Deps) (*Manager, error) {
 			d.Log.Warn("unprivileged containers may fail to start", "err", err)
 		}
 	}
-	return &Manager{node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
+	if d.ImageServer == "" {
+		d.ImageServer = DefaultImageServer
+	}
+	return &Manager{imageServer: d.ImageServer, node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
 		coll: store.NewCollection[record](d.Store, "containers"), guests: d.Guests, stor: d.Storage, tasks: d.Tasks,
 		watchers: map[int]context.CancelFunc{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -310,6 +311,49 @@ func (s *Server) containerSnapshotRoutes() {
 			out := &vmCreatedOut{}
 			out.Body.Task, out.Body.VMID = upid, newid
 			return out, nil
+		})
+}
+
+type availableIn struct {
+	Server string `query:"server" maxLength:"2048" doc:"simplestreams server (default: the node's image_server)"`
+}
+type availableOut struct{ Body []api.AvailableTemplate }
+type templateDownloadIn struct {
+	NodeStorageParam
+	Body api.TemplateDownload
+}
+
+func (s *Server) templateRoutes() {
+	if s.CTs == nil {
+		return
+	}
+	tags := []string{"containers"}
+	register(s, huma.Operation{OperationID: "list-available-templates", Method: "GET", Path: "/templates/available", Summary: "Container images a simplestreams server offers",
+		Description: "Any authenticated user may list the node's configured server; another server needs Sys.Modify on /nodes/{node}, since the node fetches it.", Tags: tags},
+		Perm{Authenticated: true}, func(ctx context.Context, in *availableIn) (*availableOut, error) {
+			if in.Server != "" && !caller(ctx).Ev.Has("/nodes/"+s.Node, "Sys.Modify") {
+				return nil, errs.Forbidden("permission denied: Sys.Modify required on /nodes/%s to make the node fetch another server", s.Node)
+			}
+			out, err := s.CTs.Available(ctx, in.Server)
+			if err != nil {
+				var e *errs.Error
+				if !errors.As(err, &e) {
+					err = errs.Conflict("%v", err) // the server is unreachable or answers garbage
+				}
+				return nil, err
+			}
+			return &availableOut{Body: out}, nil
+		})
+	register(s, huma.Operation{OperationID: "download-template", Method: "POST", Path: "/nodes/{node}/storage/{storage}/download-template", Summary: "Fetch a container template (simplestreams image or URL) into a pool, as a task",
+		Description: "Also needs Sys.Modify on /nodes/{node}: the node opens the connections.", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/storage/{storage}", Privs: []string{"Datastore.AllocateTemplate"}}, func(ctx context.Context, in *templateDownloadIn) (*taskRefOut, error) {
+			if in.Node != s.Node {
+				return nil, errs.Conflict("templates are fetched by the node that stores them; send the request to %s", in.Node)
+			}
+			if !caller(ctx).Ev.Has("/nodes/"+in.Node, "Sys.Modify") {
+				return nil, errs.Forbidden("permission denied: Sys.Modify required on /nodes/%s to make the node fetch a template", in.Node)
+			}
+			return taskRef(s.CTs.DownloadTemplate(ctx, in.Storage, in.Body, caller(ctx).String()))
 		})
 }
 

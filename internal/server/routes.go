@@ -17,4 +17,5 @@ func (s *Server) routes() {
 	s.vmAttachRoutes()
 	s.containerRoutes()
 	s.containerSnapshotRoutes()
+	s.templateRoutes()
 }
