@@ -14,7 +14,9 @@
 //  5. storage: upload throughput next to cp, and linked clones of a 10 GiB
 //     template on dir (qcow2) and btrfs next to qemu-img and btrfs by hand;
 //  6. VM start latency next to the same QEMU command line by hand and to
-//     libvirt's virsh create, and the daemon's memory per running VM.
+//     libvirt's virsh create, and the daemon's memory per running VM;
+//  7. container create+start latency next to the same done with LXC's
+//     own tools (unpack in the user namespace, config, lxc-start).
 //
 // Every anchor runs in the same invocation on the same machine, so the
 // ratios stay meaningful on noisy machines where absolute figures drift.
@@ -65,10 +67,11 @@ type config struct {
 	vmLevels    []int
 	levelStarts int
 	settle      time.Duration
+	ctStarts    int
 }
 
 // phases are the parts -only can pick.
-var phases = []string{"api", "storage", "vm"}
+var phases = []string{"api", "storage", "vm", "ct"}
 
 // runs reports whether phase is part of this run.
 func (c config) runs(phase string) bool { return c.only == nil || c.only[phase] }
@@ -99,6 +102,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.vmStarts, "vm-starts", 20, "VM starts through the API, by hand and with virsh (the median is reported)")
 	flag.StringVar(&levels, "vm-levels", "0,1,10,50", "comma-separated numbers of running VMs at which to read the daemon's memory and time starts")
 	flag.IntVar(&c.levelStarts, "level-starts", 5, "starts timed at each -vm-levels level (the median is reported)")
+	flag.IntVar(&c.ctStarts, "ct-starts", 20, "container create+start runs through the API and with bare LXC (the median is reported)")
 	flag.DurationVar(&c.settle, "settle", 3*time.Second, "wait after reaching a -vm-levels level before reading memory")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -128,6 +132,9 @@ func parseFlags() (config, error) {
 		c.vmLevels = append(c.vmLevels, n)
 	}
 	slices.Sort(c.vmLevels)
+	if c.ctStarts < 1 {
+		return c, errors.New("-ct-starts must be positive")
+	}
 	if uploadMiB < 1 || c.uploadRuns < 1 || c.cloneRuns < 1 || c.vmStarts < 1 || c.levelStarts < 1 {
 		return c, errors.New("-upload-mib, -upload-runs, -clone-runs, -vm-starts and -level-starts must be positive")
 	}
@@ -196,6 +203,14 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("VM phase: %w", err)
 		}
 		r.vms = &v
+	}
+	if cfg.runs("ct") {
+		logf("container phase: create+start latency against bare LXC")
+		ct, err := l.ctPhase(ctx)
+		if err != nil {
+			return fmt.Errorf("container phase: %w", err)
+		}
+		r.cts = &ct
 	}
 
 	r.finished, r.loadEnd = time.Now(), loadAvg()

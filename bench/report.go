@@ -38,6 +38,7 @@ type report struct {
 	apiWrites    []writeResult
 	storage      *storageResult // nil when the phase did not run
 	vms          *vmResult      // nil when the phase did not run
+	cts          *ctResult      // nil when the phase did not run
 
 	section int // numbers the sections in the order they are written
 }
@@ -155,6 +156,9 @@ func (r *report) markdown() string {
 	if r.vms != nil {
 		r.vmSection(&b)
 	}
+	if r.cts != nil {
+		r.ctSection(&b)
+	}
 	r.methodSection(&b)
 	return b.String()
 }
@@ -234,6 +238,10 @@ func (r *report) summary(b *strings.Builder) {
 			fmt.Fprintf(b, "| Daemon memory < 1 MB per running VM (VmRSS with %d VMs running minus with none, ÷ %d; daemon restarted at each level, see §VM start) | %s | %s |\n",
 				n, n, kb(per), yesNo(per*1024 < targetMemPerVMB))
 		}
+	}
+	if c := r.cts; c != nil {
+		fmt.Fprintf(b, "| Container create+start through the API within %.0f %% of bare LXC doing the same (unpack, config, `lxc-start`), busybox (medians of %d) | %s vs %s (%+.0f %%) | %s |\n",
+			100*(targetCTOverRatio-1), len(c.corral), ms(median(c.corral)), ms(median(c.bare)), 100*(c.ratio()-1), yesNo(c.ratio() <= targetCTOverRatio))
 	}
 	fmt.Fprintf(b, "\n")
 }
