@@ -188,6 +188,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		go func() { errc <- us.Serve(ln) }()
 	}
 	vms.StartOnBoot(runCtx, c.DataDir)
+	cts.StartOnBoot(runCtx, c.DataDir)
 	log.Info("corral API ready", "url", "https://"+displayAddr(httpsLn.Addr().String())+"/api/v1", "socket", c.Socket)
 	if ready != nil {
 		ready()
