@@ -130,6 +130,11 @@ func (m *Manager) state(vmid int) string {
 	if _, err := os.Stat(filepath.Join(m.ctDir(vmid), "config")); err != nil {
 		return "stopped"
 	}
+	// LXC removes a container's cgroup when it stops: without one there is
+	// nothing to ask lxc-info (which costs an exec) about.
+	if _, err := os.Stat(m.cgroupFile(vmid, "freezer", "")); errors.Is(err, os.ErrNotExist) {
+		return "stopped"
+	}
 	out, err := m.tool(context.Background(), 5*time.Second, "lxc-info", vmid, "-s", "-H")
 	if err != nil {
 		return "unknown"
@@ -613,12 +618,16 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	if m.state(vmid) != "stopped" {
 		return fmt.Errorf("container %d is already running", vmid)
 	}
-	o, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
-		if r.Pending != nil {
-			r.Config, r.Pending = *r.Pending, nil
-		}
-		return nil
-	})
+	o, err := m.get(vmid)
+	if err == nil && o.Value.Pending != nil {
+		// Only a pending change costs a store write at start.
+		o, err = m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+			if r.Pending != nil {
+				r.Config, r.Pending = *r.Pending, nil
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -671,8 +680,9 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	if _, err := m.tool(ctx, 60*time.Second, "lxc-start", vmid, "-d", "-o", m.logFile(vmid), "-l", "WARN"); err != nil {
 		return fmt.Errorf("container %d failed to start: %s", vmid, m.startError(vmid))
 	}
-	l.Printf("container %d started in %s (init pid %d)", vmid, time.Since(t0).Round(time.Millisecond), m.initPID(vmid))
-	m.refreshIndex(vmid)
+	l.Printf("container %d started in %s", vmid, time.Since(t0).Round(time.Millisecond))
+	// lxc-start -d returns once the container runs: no need to ask LXC.
+	m.setIndex(ctx, c, "running")
 	m.watch(vmid)
 	return nil
 }
