@@ -783,8 +783,8 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		if c.Node != m.node {
 			continue
 		}
-		if o.Value.Lock == "create" {
-			m.log.Warn("removing container left half-created by a crash", "vmid", c.VMID)
+		if o.Value.Lock == "create" || o.Value.Lock == "clone" {
+			m.log.Warn("removing container left half-made by a crash", "vmid", c.VMID, "lock", o.Value.Lock)
 			var vols []string
 			for _, p := range m.stor.List() {
 				if !slices.Contains(p.Content, api.ContentRootdir) {
