@@ -41,7 +41,8 @@ type Manager struct {
 
 	locks    sync.Map // vmid -> *sync.Mutex
 	mu       sync.Mutex
-	watchers map[int]context.CancelFunc
+	watched  map[int]bool // running containers the poller watches
+	stopPoll context.CancelFunc
 	cpuPrev  map[int][2]float64
 	closing  bool
 
@@ -77,7 +78,7 @@ func NewManager(d Deps) (*Manager, error) {
 	}
 	return &Manager{imageServer: d.ImageServer, node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
 		coll: store.NewCollection[record](d.Store, "containers"), guests: d.Guests, stor: d.Storage, tasks: d.Tasks,
-		watchers: map[int]context.CancelFunc{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
+		watched: map[int]bool{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
@@ -712,35 +713,49 @@ func (m *Manager) startError(vmid int) string {
 	return strings.Join(msgs, "; ")
 }
 
-// watch waits in the background for a running container to stop (its
-// init exits, or someone stops it) and updates the guest index then.
+// watch notices when a running container stops (its init exits, or
+// someone stops it) and updates the guest index then. One poller checks
+// every watched container once a second by its cgroup directory, which
+// LXC removes when the container stops: no process per container, no
+// exec per check.
 func (m *Manager) watch(vmid int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closing || m.watchers[vmid] != nil {
+	if m.closing {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.watchers[vmid] = cancel
-	go func() {
-		for ctx.Err() == nil {
-			cmd := exec.CommandContext(ctx, "lxc-wait", "-P", m.lxcPath, "-n", m.name(vmid), "-s", "STOPPED")
-			cmd.Run()
-			if ctx.Err() != nil {
-				return
-			}
-			if m.state(vmid) == "stopped" {
-				break
-			}
-			time.Sleep(time.Second)
+	m.watched[vmid] = true
+	if m.stopPoll == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.stopPoll = cancel
+		go m.poll(ctx)
+	}
+}
+
+func (m *Manager) poll(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 		m.mu.Lock()
-		delete(m.watchers, vmid)
-		delete(m.cpuPrev, vmid)
+		var gone []int
+		for vmid := range m.watched {
+			if _, err := os.Stat(m.cgroupFile(vmid, "freezer", "")); errors.Is(err, os.ErrNotExist) {
+				gone = append(gone, vmid)
+				delete(m.watched, vmid)
+				delete(m.cpuPrev, vmid)
+			}
+		}
 		m.mu.Unlock()
-		m.refreshIndex(vmid)
-		m.log.Info("container stopped", "vmid", vmid)
-	}()
+		for _, vmid := range gone {
+			m.refreshIndex(vmid)
+			m.log.Info("container stopped", "vmid", vmid)
+		}
+	}
 }
 
 func (m *Manager) doStop(ctx context.Context, vmid int, l *task.Log) error {
@@ -817,8 +832,8 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closing = true
-	for _, cancel := range m.watchers {
-		cancel()
+	if m.stopPoll != nil {
+		m.stopPoll()
 	}
 }
 
