@@ -133,7 +133,7 @@ func (m *Manager) state(vmid int) string {
 	}
 	// LXC removes a container's cgroup when it stops: without one there is
 	// nothing to ask lxc-info (which costs an exec) about.
-	if _, err := os.Stat(m.cgroupFile(vmid, "freezer", "")); errors.Is(err, os.ErrNotExist) {
+	if gone, known := m.cgroupGone(vmid); known && gone {
 		return "stopped"
 	}
 	out, err := m.tool(context.Background(), 5*time.Second, "lxc-info", vmid, "-s", "-H")
@@ -732,6 +732,18 @@ func (m *Manager) watch(vmid int) {
 	}
 }
 
+// cgroupGone reports whether a container's cgroup is gone (it stopped);
+// known is false where the host has no freezer hierarchy to tell.
+func (m *Manager) cgroupGone(vmid int) (gone, known bool) {
+	if !cgroupV2() {
+		if _, err := os.Stat(filepath.Join(cgroupRoot, "freezer", "tasks")); err != nil {
+			return false, false
+		}
+	}
+	_, err := os.Stat(m.cgroupFile(vmid, "freezer", ""))
+	return errors.Is(err, os.ErrNotExist), true
+}
+
 func (m *Manager) poll(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -742,13 +754,28 @@ func (m *Manager) poll(ctx context.Context) {
 		case <-t.C:
 		}
 		m.mu.Lock()
-		var gone []int
+		ids := make([]int, 0, len(m.watched))
 		for vmid := range m.watched {
-			if _, err := os.Stat(m.cgroupFile(vmid, "freezer", "")); errors.Is(err, os.ErrNotExist) {
-				gone = append(gone, vmid)
-				delete(m.watched, vmid)
-				delete(m.cpuPrev, vmid)
+			ids = append(ids, vmid)
+		}
+		m.mu.Unlock()
+		var gone []int
+		for _, vmid := range ids {
+			stopped, known := m.cgroupGone(vmid)
+			if !known {
+				stopped = m.state(vmid) == "stopped" // no freezer hierarchy to look at: ask LXC
 			}
+			if stopped {
+				gone = append(gone, vmid)
+			}
+		}
+		m.mu.Lock()
+		for _, vmid := range gone {
+			if stopped, known := m.cgroupGone(vmid); known && !stopped {
+				continue // started again meanwhile: keep watching
+			}
+			delete(m.watched, vmid)
+			delete(m.cpuPrev, vmid)
 		}
 		m.mu.Unlock()
 		for _, vmid := range gone {
