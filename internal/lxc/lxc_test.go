@@ -238,3 +238,30 @@ func TestACLEncoding(t *testing.T) {
 func getxattr(path string, buf []byte) (int, error) {
 	return unix.Getxattr(path, "system.posix_acl_access", buf)
 }
+
+// TestLimitKeysV2: on a unified (cgroup v2) host the limits are cgroup2
+// keys: memory.max, memory.swap.max, cpu.max, cpu.weight.
+func TestLimitKeysV2(t *testing.T) {
+	old := cgroupRoot
+	cgroupRoot = t.TempDir()
+	defer func() { cgroupRoot = old }()
+	os.WriteFile(filepath.Join(cgroupRoot, "cgroup.controllers"), []byte("cpuset cpu io memory pids\n"), 0o644)
+	m := &Manager{cgTag: "corral-test", idmap: DefaultIDMap}
+	c := api.CTConfig{VMID: 5, Hostname: "x", Arch: "amd64", Cores: 1, Memory: 64, Swap: 32, CPUUnits: 200, CPULimit: 1.5}
+	conf, err := m.buildConfig(c, "/r", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"lxc.cgroup2.memory.max = 67108864\n", "lxc.cgroup2.memory.swap.max = 33554432\n",
+		"lxc.cgroup2.cpu.max = 150000 100000\n", "lxc.cgroup2.cpu.weight = 200\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("v2 config lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "lxc.cgroup.memory") {
+		t.Errorf("v1 keys on a v2 host:\n%s", conf)
+	}
+	if got := m.cgroupFile(5, "freezer", "cgroup.procs"); got != filepath.Join(cgroupRoot, "corral-test", "ct-5", "cgroup.procs") {
+		t.Errorf("v2 cgroup file: %s", got)
+	}
+}
