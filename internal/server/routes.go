@@ -18,4 +18,6 @@ func (s *Server) routes() {
 	s.containerRoutes()
 	s.networkRoutes()
 	s.firewallRoutes()
+	s.containerSnapshotRoutes()
+	s.templateRoutes()
 }
