@@ -138,6 +138,7 @@ func TestContainerBadInput(t *testing.T) {
 	needLXC(t)
 	n := ctNode(t)
 	c := n.Admin()
+	br := testBridge(t)
 	tmpl := busyboxTemplate(t, n, c)
 	imagesDir := filepath.Join(n.DataDir, "storage", "images")
 	base := api.CTCreate{OSTemplate: tmpl}
@@ -158,9 +159,9 @@ func TestContainerBadInput(t *testing.T) {
 		{"bad ip", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0", IP: "10.1.2.300/24"}} }), 422, "nets[0].ip"},
 		{"ip without prefix", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0", IP: "10.1.2.3"}} }), 422, "nets[0].ip"},
 		{"duplicate mac", with(func(in *api.CTCreate) {
-			in.Nets = []api.CTNet{{Name: "eth0", HWAddr: "02:00:00:00:00:01"}, {Name: "eth1", HWAddr: "02:00:00:00:00:01"}}
+			in.Nets = []api.CTNet{{Name: "eth0", Bridge: br, HWAddr: "02:00:00:00:00:01"}, {Name: "eth1", Bridge: br, HWAddr: "02:00:00:00:00:01"}}
 		}), 422, "nets[1].hwaddr"},
-		{"duplicate interface", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0"}, {Name: "eth0"}} }), 422, "nets[1].name"},
+		{"duplicate interface", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0", Bridge: br}, {Name: "eth0", Bridge: br}} }), 422, "nets[1].name"},
 		{"dotdot mount", with(func(in *api.CTCreate) {
 			in.Mountpoints = []api.CTMountpoint{{MP: "/data/../etc", Storage: "local", Size: "1G"}}
 		}), 422, "mountpoints[0].mp"},
@@ -171,7 +172,8 @@ func TestContainerBadInput(t *testing.T) {
 			in.VMID = 150
 			in.Mountpoints = []api.CTMountpoint{{MP: "/steal", Volume: "local:149/subvol-149-disk-0"}}
 		}), 422, "mountpoints[0].volume"},
-		{"rate limit", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0", Rate: 5}} }), 422, "nets[0].rate"},
+		{"NIC without a bridge", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0", Rate: 5}} }), 422, "nets[0].bridge"},
+		{"NIC on a missing bridge", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0", Bridge: "nosuchbr0"}} }), 422, "nets[0].bridge"},
 		{"bad ssh key", with(func(in *api.CTCreate) { in.SSHPublicKeys = []string{"not a key"} }), 422, "ssh_public_keys[0]"},
 	}
 	// A volume of guest 149 for the "another guest's volume" case.

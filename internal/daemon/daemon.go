@@ -160,7 +160,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	vms.Reconcile(sctx)
 	defer vms.Close()
 	cts, err := lxc.NewManager(lxc.Deps{Node: c.Node, LXCPath: filepath.Join(c.DataDir, "lxc"), Log: log, Store: st,
-		Guests: guests, Storage: stor, Tasks: tasks, ImageServer: c.ImageServer})
+		Guests: guests, Storage: stor, Tasks: tasks, ImageServer: c.ImageServer, Net: netStack})
 	if err != nil {
 		return err
 	}

@@ -237,13 +237,19 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 				return errs.Invalid(f("gw6"), "not an IPv6 address")
 			}
 		}
+		if m.net != nil {
+			if field, problem := m.net.CheckNIC(n.Bridge, n.Tag); field != "" {
+				return errs.Invalid(f(field), "%s", problem)
+			}
+		}
 		switch {
+		case m.net != nil:
 		case n.Tag != 0:
-			return errs.Invalid(f("tag"), "VLAN tags need the network layer, which this node does not have yet")
+			return errs.Invalid(f("tag"), "VLAN tags need the network layer, which this node does not run")
 		case n.Rate != 0:
-			return errs.Invalid(f("rate"), "rate limits need the network layer, which this node does not have yet")
+			return errs.Invalid(f("rate"), "rate limits need the network layer, which this node does not run")
 		case n.Firewall:
-			return errs.Invalid(f("firewall"), "the firewall needs the network layer, which this node does not have yet")
+			return errs.Invalid(f("firewall"), "the firewall needs the network layer, which this node does not run")
 		}
 	}
 	for i, ns := range c.Nameserver {

@@ -161,7 +161,7 @@ func TestBuildConfig(t *testing.T) {
 		Unprivileged: true, Console: true, Features: api.CTFeatures{Nesting: true},
 		Mountpoints: []api.CTMountpoint{{MP: "/data", Volume: "local:123/subvol-123-disk-1", ReadOnly: true}},
 		Nets:        []api.CTNet{{Name: "eth0", Bridge: "br0", HWAddr: "02:00:00:00:00:01"}}}
-	conf, err := m.buildConfig(c, "/pool/images/123/subvol-123-disk-0", []string{"/pool/images/123/subvol-123-disk-1"})
+	conf, err := m.buildConfig(c, "/pool/images/123/subvol-123-disk-0", []string{"/pool/images/123/subvol-123-disk-1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +183,10 @@ func TestBuildConfig(t *testing.T) {
 	if !strings.Contains(conf, mem) {
 		t.Errorf("config lacks %q:\n%s", mem, conf)
 	}
-	if _, err := m.buildConfig(c, "/pool/with space/x", nil); err == nil {
+	if _, err := m.buildConfig(c, "/pool/with space/x", nil, nil); err == nil {
 		t.Error("a rootfs path with a space was written into the config")
 	}
-	if _, err := m.buildConfig(c, "/pool/x\nlxc.hook.pre-start = /bin/evil", nil); err == nil {
+	if _, err := m.buildConfig(c, "/pool/x\nlxc.hook.pre-start = /bin/evil", nil, nil); err == nil {
 		t.Error("a path with a newline was written into the config")
 	}
 }
@@ -248,7 +248,7 @@ func TestLimitKeysV2(t *testing.T) {
 	os.WriteFile(filepath.Join(cgroupRoot, "cgroup.controllers"), []byte("cpuset cpu io memory pids\n"), 0o644)
 	m := &Manager{cgTag: "corral-test", idmap: DefaultIDMap}
 	c := api.CTConfig{VMID: 5, Hostname: "x", Arch: "amd64", Cores: 1, Memory: 64, Swap: 32, CPUUnits: 200, CPULimit: 1.5}
-	conf, err := m.buildConfig(c, "/r", nil)
+	conf, err := m.buildConfig(c, "/r", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

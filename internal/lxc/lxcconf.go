@@ -105,16 +105,21 @@ func (m *Manager) applyLimits(ctx context.Context, vmid int, c api.CTConfig) err
 	return nil
 }
 
-// netConfig renders a container's network interfaces as LXC keys. NICs
-// are veth pairs whose host end LXC attaches to the bridge; this is the
-// one place to change when the network layer takes over NIC setup.
-func netConfig(nets []api.CTNet) []string {
+// netConfig renders a container's network interfaces as LXC keys. With
+// the network layer, each NIC is a veth pair corral made (ends[i] is its
+// guest end, which LXC moves in as a "phys" device and renames); without
+// it, LXC makes the veth and attaches its host end to the bridge.
+func netConfig(nets []api.CTNet, ends []string) []string {
 	if len(nets) == 0 {
 		return []string{"lxc.net.0.type = empty"}
 	}
 	var out []string
 	for i, n := range nets {
 		p := fmt.Sprintf("lxc.net.%d.", i)
+		if i < len(ends) {
+			out = append(out, p+"type = phys", p+"link = "+ends[i], p+"name = "+n.Name, p+"hwaddr = "+strings.ToLower(n.HWAddr), p+"flags = up")
+			continue
+		}
 		out = append(out, p+"type = veth", p+"name = "+n.Name, p+"hwaddr = "+strings.ToLower(n.HWAddr), p+"flags = up")
 		if n.Bridge != "" {
 			out = append(out, p+"link = "+n.Bridge)
@@ -150,7 +155,8 @@ func cleanConfValue(v string) error {
 
 // buildConfig renders a container's LXC config: everything comes from the
 // validated config and paths corral resolved itself.
-func (m *Manager) buildConfig(c api.CTConfig, rootfs string, mpSources []string) (string, error) {
+// ends are the guest ends of the NICs the network layer made (see netConfig).
+func (m *Manager) buildConfig(c api.CTConfig, rootfs string, mpSources, ends []string) (string, error) {
 	for _, p := range append([]string{rootfs}, mpSources...) {
 		if err := cleanConfValue(p); err != nil || strings.ContainsAny(p, " \t") {
 			return "", fmt.Errorf("path %q has characters LXC config lines can't carry", p)
@@ -206,7 +212,7 @@ func (m *Manager) buildConfig(c api.CTConfig, rootfs string, mpSources []string)
 		}
 		line("lxc.mount.entry = %s %s none %s 0 0", mpSources[i], strings.TrimPrefix(mp.MP, "/"), opts)
 	}
-	for _, l := range netConfig(c.Nets) {
+	for _, l := range netConfig(c.Nets, ends) {
 		line("%s", l)
 	}
 	return b.String(), nil

@@ -38,6 +38,7 @@ type Manager struct {
 	tasks   *task.Manager
 	// imageServer is the default simplestreams server.
 	imageServer string
+	net         NetPorts // nil: LXC's own veths, no network layer
 
 	locks    sync.Map // vmid -> *sync.Mutex
 	mu       sync.Mutex
@@ -61,6 +62,19 @@ type Deps struct {
 	Tasks   *task.Manager
 	// ImageServer is the default simplestreams server for templates.
 	ImageServer string
+	// Net is the node's network layer; nil: NICs are plain LXC veths on
+	// a bridge, without VLAN tags, rate limits or firewall.
+	Net NetPorts
+}
+
+// NetPorts is what the container driver needs of the network layer
+// (internal/network/stack): a veth pair per NIC made before the container
+// starts, whose guest end LXC moves in, removed when the container stops.
+type NetPorts interface {
+	CheckNIC(bridge string, tag int) (field, problem string)
+	PlugCT(ctx context.Context, vmid, nic int, n api.CTNet) (guestEnd string, err error)
+	UnplugGuest(ctx context.Context, vmid int) error
+	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the container is gone)
 }
 
 // NewManager returns the container driver of this node.
@@ -77,7 +91,7 @@ func NewManager(d Deps) (*Manager, error) {
 		d.ImageServer = DefaultImageServer
 	}
 	return &Manager{imageServer: d.ImageServer, node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
-		coll: store.NewCollection[record](d.Store, "containers"), guests: d.Guests, stor: d.Storage, tasks: d.Tasks,
+		coll: store.NewCollection[record](d.Store, "containers"), guests: d.Guests, stor: d.Storage, tasks: d.Tasks, net: d.Net,
 		watched: map[int]bool{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
 }
 
@@ -394,6 +408,11 @@ func (m *Manager) freeAll(ctx context.Context, vols []string, logf func(string, 
 func (m *Manager) removeRecord(vmid int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if m.net != nil {
+		if err := m.net.ReleaseGuest(ctx, vmid); err != nil {
+			m.log.Warn("releasing a container's addresses failed", "vmid", vmid, "err", err)
+		}
+	}
 	m.st.Apply(ctx, store.Op{Key: m.coll.Key(key(vmid)), Delete: true, Rev: -1}, store.Op{Key: m.guests.Guests.Key(key(vmid)), Delete: true, Rev: -1})
 }
 
@@ -659,8 +678,13 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	if err := m.setupOS(ctx, c, rootfs, nil); err != nil {
 		return fmt.Errorf("OS setup: %w", err)
 	}
-	conf, err := m.buildConfig(c, rootfs, mps)
+	ends, err := m.plugNets(ctx, c, l)
 	if err != nil {
+		return err
+	}
+	conf, err := m.buildConfig(c, rootfs, mps, ends)
+	if err != nil {
+		m.unplugNets(vmid)
 		return err
 	}
 	dir := m.ctDir(vmid)
@@ -679,6 +703,7 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	os.Remove(m.logFile(vmid))
 	t0 := time.Now()
 	if _, err := m.tool(ctx, 60*time.Second, "lxc-start", vmid, "-d", "-o", m.logFile(vmid), "-l", "WARN"); err != nil {
+		m.unplugNets(vmid)
 		return fmt.Errorf("container %d failed to start: %s", vmid, m.startError(vmid))
 	}
 	l.Printf("container %d started in %s", vmid, time.Since(t0).Round(time.Millisecond))
@@ -779,6 +804,7 @@ func (m *Manager) poll(ctx context.Context) {
 		}
 		m.mu.Unlock()
 		for _, vmid := range gone {
+			m.unplugNets(vmid)
 			m.refreshIndex(vmid)
 			m.log.Info("container stopped", "vmid", vmid)
 		}
@@ -849,7 +875,10 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		m.setIndex(ctx, c, st)
 		if st != "stopped" {
 			m.log.Info("found running container", "vmid", c.VMID, "pid", m.initPID(c.VMID))
+			m.replugNets(ctx, c) // finds its ports again (no duplicates) for the firewall
 			m.watch(c.VMID)
+		} else {
+			m.unplugNets(c.VMID) // ports of a container that stopped while the daemon was away
 		}
 	}
 }

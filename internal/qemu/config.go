@@ -173,6 +173,11 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 		if n.Bridge == "" {
 			return errs.Invalid(fmt.Sprintf("nets[%d].bridge", i), "a NIC needs a bridge or vnet")
 		}
+		if m.net != nil {
+			if field, problem := m.net.CheckNIC(n.Bridge, n.Tag); field != "" {
+				return errs.Invalid(fmt.Sprintf("nets[%d].%s", i, field), "%s", problem)
+			}
+		}
 	}
 	for i, b := range c.Boot {
 		if !bootRe.MatchString(b) {

@@ -79,7 +79,8 @@ type NetPorts interface {
 	Unplug(ctx context.Context, vmid, nic int) error
 	UnplugGuest(ctx context.Context, vmid int) error
 	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the VM is gone)
-	ExecPrefix() []string                             // runs QEMU in the namespace the taps are in (tests); nil on a real node
+	CheckNIC(bridge string, tag int) (field, problem string)
+	ExecPrefix() []string // runs QEMU in the namespace the taps are in (tests); nil on a real node
 }
 
 // NewManager returns the VM driver of this node.

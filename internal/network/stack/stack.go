@@ -296,6 +296,44 @@ func (s *Stack) PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string,
 		Name: fmt.Sprintf("net%d", nic), Firewall: n.Firewall})
 }
 
+// CheckNIC tells at config time what plugging the NIC at start would
+// refuse: a bridge that is neither a bridge on this node nor a vnet, or a
+// VLAN tag the kernel can't carry. It returns the field and the problem,
+// or "" when the NIC is fine.
+func (s *Stack) CheckNIC(bridge string, tag int) (field, problem string) {
+	if bridge == "" {
+		return "bridge", "a NIC needs a bridge or vnet"
+	}
+	if _, err := s.Defs.VNet(bridge); err != nil {
+		l, err := s.NS.H.LinkByName(bridge)
+		if err != nil || l.Type() != "bridge" {
+			return "bridge", fmt.Sprintf("%s is neither a bridge on node %s nor a vnet", bridge, s.Node)
+		}
+	}
+	if tag != 0 && !s.Caps.VLANFilter {
+		return "tag", "VLAN tags need VLAN-aware bridges, which this node's kernel lacks (CONFIG_BRIDGE_VLAN_FILTERING)"
+	}
+	return "", ""
+}
+
+// PlugCT makes the veth pair of a container NIC (the container driver's
+// side of lxc.NetPorts) and returns the guest end, which LXC moves in. A
+// static address is what anti-spoofing lets the container send from.
+func (s *Stack) PlugCT(ctx context.Context, vmid, nic int, n api.CTNet) (string, error) {
+	var ips []string
+	for _, cidr := range []string{n.IP, n.IP6} {
+		if ip, _, err := net.ParseCIDR(cidr); err == nil {
+			ips = append(ips, ip.String())
+		}
+	}
+	_, err := s.Plug(ctx, vmid, nic, NIC{Spec: port.Spec{Kind: port.Veth, Bridge: n.Bridge, MAC: n.HWAddr, MTU: n.MTU, Tag: n.Tag, Rate: n.Rate},
+		Name: fmt.Sprintf("net%d", nic), IPs: ips, Firewall: n.Firewall})
+	if err != nil {
+		return "", err
+	}
+	return port.PeerName(vmid, nic), nil
+}
+
 // ExecPrefix runs a guest process inside the managed namespace when it is
 // not the daemon's own (tests), so QEMU finds its taps by name.
 func (s *Stack) ExecPrefix() []string {

@@ -1,0 +1,60 @@
+package lxc
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/task"
+)
+
+// Everything the container driver does with the network layer is here:
+// corral makes each NIC's veth pair (bridge, MTU, VLAN tag, rate limit,
+// firewall and anti-spoofing) before lxc-start, and removes it when the
+// container stops.
+
+// plugNets makes the veth pairs of c's NICs and returns their guest ends;
+// on failure none is left. Without a network layer it returns none and
+// LXC makes plain veths itself.
+func (m *Manager) plugNets(ctx context.Context, c api.CTConfig, l *task.Log) ([]string, error) {
+	if m.net == nil || len(c.Nets) == 0 {
+		return nil, nil
+	}
+	var ends []string
+	for i, n := range c.Nets {
+		end, err := m.net.PlugCT(ctx, c.VMID, i, n)
+		if err != nil {
+			m.unplugNets(c.VMID)
+			return nil, fmt.Errorf("net%d (%s): %w", i, n.Name, err)
+		}
+		l.Printf("%s: veth on %s", n.Name, n.Bridge)
+		ends = append(ends, end)
+	}
+	return ends, nil
+}
+
+// replugNets re-registers a running container's ports after a daemon
+// restart; the port layer finds the existing host ends.
+func (m *Manager) replugNets(ctx context.Context, c api.CTConfig) {
+	if m.net == nil {
+		return
+	}
+	for i, n := range c.Nets {
+		if _, err := m.net.PlugCT(ctx, c.VMID, i, n); err != nil {
+			m.log.Warn("re-plugging a running container's NIC failed", "vmid", c.VMID, "nic", i, "err", err)
+		}
+	}
+}
+
+// unplugNets removes a container's ports (stopped, crashed, failed start).
+func (m *Manager) unplugNets(vmid int) {
+	if m.net == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.net.UnplugGuest(ctx, vmid); err != nil {
+		m.log.Warn("removing a container's ports failed", "vmid", vmid, "err", err)
+	}
+}
