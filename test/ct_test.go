@@ -215,6 +215,19 @@ func TestContainerLifecycle(t *testing.T) {
 	if got := mustOut(t, c, id1, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"); got != fmt.Sprint(96<<20) {
 		t.Fatalf("memory limit after live change: %q", got)
 	}
+	// A NIC's rate limit changes on the running container's port.
+	nets := mustStatusConfig(t, c, id1).Nets
+	nets[0].Rate = 3
+	ct1, err := c.UpdateContainer(bg, id1, api.CTUpdate{Nets: &nets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct1.Pending != nil || ct1.Config.Nets[0].Rate != 3 {
+		t.Fatalf("live rate change: config %+v pending %+v", ct1.Config.Nets, ct1.Pending)
+	}
+	if out, err := exec.Command("tc", "qdisc", "show", "dev", fmt.Sprintf("veth%di0", id1)).CombinedOutput(); err != nil || !strings.Contains(string(out), "htb") {
+		t.Fatalf("no HTB qdisc on the container's port after the live change (%v): %s", err, out)
+	}
 	// A new host name waits for the restart.
 	ct2, err := c.UpdateContainer(bg, id1, api.CTUpdate{Hostname: ptr("gamma")})
 	if err != nil {
@@ -297,4 +310,14 @@ func mustStatus(t *testing.T, c *client.Client, vmid int) api.CTStatus {
 		t.Fatal(err)
 	}
 	return *st
+}
+
+// mustStatusConfig returns a container's current config.
+func mustStatusConfig(t *testing.T, c *client.Client, vmid int) api.CTConfig {
+	t.Helper()
+	ct, err := c.Container(bg, vmid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ct.Config
 }

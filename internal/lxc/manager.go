@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -488,6 +489,16 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CT
 			return api.CT{}, err
 		}
 	}
+	liveNets := running && !u.Revert && u.Nets != nil && m.net != nil && netsLive(o.Value.Config.Nets, n.Nets)
+	if liveNets {
+		if ifMatch != "" && ifMatch != o.Digest {
+			return api.CT{}, &errs.Error{Kind: errs.KindPrecondition, Msg: fmt.Sprintf("container %d was changed by someone else; reload and retry", vmid)}
+		}
+		if err := m.applyNetsLive(ctx, vmid, n.Nets); err != nil {
+			return api.CT{}, err
+		}
+		ifMatch = "" // the ports already run with it: record it
+	}
 	_, err = m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
@@ -496,9 +507,14 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CT
 			live := r.Config
 			live.Description, live.Tags, live.OnBoot, live.Startup, live.Protection = n.Description, n.Tags, n.OnBoot, n.Startup, n.Protection
 			live.Memory, live.Swap, live.CPULimit, live.CPUUnits = n.Memory, n.Swap, n.CPULimit, n.CPUUnits
-			r.Config = live
-			p := n
-			r.Pending = &p
+			if liveNets {
+				live.Nets = n.Nets
+			}
+			r.Config, r.Pending = live, nil
+			if !reflect.DeepEqual(live, n) {
+				p := n
+				r.Pending = &p
+			}
 		default:
 			r.Config, r.Pending = n, nil
 		}
@@ -678,6 +694,12 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	if err := m.setupOS(ctx, c, rootfs, nil); err != nil {
 		return fmt.Errorf("OS setup: %w", err)
 	}
+	m.mu.Lock()
+	stale := m.watched[vmid] // stopped from inside, and the poller hasn't cleaned up yet
+	m.mu.Unlock()
+	if stale {
+		m.unplugNets(vmid)
+	}
 	ends, err := m.plugNets(ctx, c, l)
 	if err != nil {
 		return err
@@ -815,6 +837,7 @@ func (m *Manager) doStop(ctx context.Context, vmid int, l *task.Log) error {
 	if _, err := m.tool(ctx, 60*time.Second, "lxc-stop", vmid, "-k"); err != nil && m.state(vmid) != "stopped" {
 		return err
 	}
+	m.unplugNets(vmid)
 	m.refreshIndex(vmid)
 	l.Printf("container %d stopped", vmid)
 	return nil
@@ -838,6 +861,7 @@ func (m *Manager) doShutdown(ctx context.Context, vmid int, sd api.CTShutdown, l
 		}
 		return err
 	}
+	m.unplugNets(vmid)
 	m.refreshIndex(vmid)
 	l.Printf("container %d is down", vmid)
 	return nil

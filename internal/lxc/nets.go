@@ -58,3 +58,32 @@ func (m *Manager) unplugNets(vmid int) {
 		m.log.Warn("removing a container's ports failed", "vmid", vmid, "err", err)
 	}
 }
+
+// netsLive says whether a running container takes nets without a
+// restart: the same NICs, named, addressed and sized as before, with only
+// their bridge, VLAN tag, rate limit or firewall flag changed — what the
+// host end of a veth carries.
+func netsLive(old, nets []api.CTNet) bool {
+	if len(old) != len(nets) {
+		return false
+	}
+	for i := range old {
+		a, b := old[i], nets[i]
+		a.Bridge, a.Tag, a.Rate, a.Firewall = b.Bridge, b.Tag, b.Rate, b.Firewall
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// applyNetsLive re-plugs a running container's ports with their new
+// settings; the port layer moves and reshapes the host ends in place.
+func (m *Manager) applyNetsLive(ctx context.Context, vmid int, nets []api.CTNet) error {
+	for i, n := range nets {
+		if _, err := m.net.PlugCT(ctx, vmid, i, n); err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+	}
+	return nil
+}

@@ -234,8 +234,12 @@ func setRate(h *netlink.Handle, l netlink.Link, rate float64) error {
 	}
 	bps := uint64(rate * mib)
 	root.Defcls = 1
-	if err := h.QdiscReplace(root); err != nil {
-		return fmt.Errorf("htb qdisc: %w", err)
+	// The kernel refuses to "replace" an HTB root with itself (EINVAL): a
+	// port that has ours already only gets its class changed.
+	if !hasHTBRoot(h, l) {
+		if err := h.QdiscReplace(root); err != nil {
+			return fmt.Errorf("htb qdisc: %w", err)
+		}
 	}
 	cls := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(1, 0), Handle: netlink.MakeHandle(1, 1)},
 		netlink.HtbClassAttrs{Rate: bps * 8, Ceil: bps * 8})
@@ -264,6 +268,21 @@ func setRate(h *netlink.Handle, l netlink.Link, rate float64) error {
 }
 
 var policeOnce sync.Once
+
+// hasHTBRoot says whether l's root qdisc is corral's HTB (handle 1:).
+func hasHTBRoot(h *netlink.Handle, l netlink.Link) bool {
+	qs, err := h.QdiscList(l)
+	if err != nil {
+		return false
+	}
+	for _, q := range qs {
+		a := q.Attrs()
+		if q.Type() == "htb" && a.Parent == netlink.HANDLE_ROOT && a.Handle == netlink.MakeHandle(1, 0) {
+			return true
+		}
+	}
+	return false
+}
 
 // CanPolice says whether this kernel limits traffic out of guests too
 // (tc matchall + police), probed in a throwaway namespace.

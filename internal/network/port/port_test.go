@@ -66,6 +66,13 @@ func TestTapPlugUpdateReconcile(t *testing.T) {
 	if name != "tap200i0" {
 		t.Fatalf("name %s", name)
 	}
+	// Plugging again (a daemon restart, a live change) with a limit already
+	// in place keeps working: the same rate, then another.
+	for _, rate := range []float64{5, 3, 5} {
+		if _, err := p.Plug(ctx, 200, 0, Spec{Kind: Tap, Bridge: "br0", MTU: 1400, Rate: rate}); err != nil {
+			t.Fatalf("re-plug with rate %v: %v", rate, err)
+		}
+	}
 	if _, err := p.Plug(ctx, 201, 1, Spec{Kind: Tap, Bridge: "br0"}); err != nil {
 		t.Fatal(err)
 	}
