@@ -22,6 +22,7 @@ import (
 	"github.com/corral-project/corral/internal/access"
 	"github.com/corral-project/corral/internal/access/pam"
 	"github.com/corral-project/corral/internal/cluster"
+	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/node"
 	"github.com/corral-project/corral/internal/qemu"
@@ -67,6 +68,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		return err
 	}
 	defer st.Close()
+	hub := events.New(st, log, events.Options{})
+	defer hub.Close()
 
 	acc := access.New(st, log)
 	pamOK, pamWhy := pam.Available()
@@ -148,6 +151,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		Guests:     guests,
 		VMs:        vms,
 		Storage:    stor,
+		Events:     hub,
 		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
 		Audit:      auditFile, Log: log,
 	})
@@ -197,6 +201,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	shCtx, shCancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer shCancel()
+	hub.Close() // ends event streams, which would otherwise hold the listeners open
 	hs.Shutdown(shCtx)
 	if us != nil {
 		us.Shutdown(shCtx)

@@ -15,4 +15,5 @@ func (s *Server) routes() {
 	s.vncRoutes()
 	s.vmDiskRoutes()
 	s.vmAttachRoutes()
+	s.eventRoutes()
 }

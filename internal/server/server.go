@@ -22,6 +22,7 @@ import (
 	"github.com/corral-project/corral/internal/access"
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/storage"
@@ -42,6 +43,7 @@ type Deps struct {
 	Storage    *storage.Service
 	VMs        *qemu.Manager
 	NodeStatus func(ctx context.Context) (api.NodeStatus, error)
+	Events     *events.Hub // the event stream; nil disables GET /events
 	Audit      io.Writer
 	Log        *slog.Logger
 }
