@@ -30,6 +30,8 @@ type Config struct {
 	LogFormat      string        `yaml:"log_format"`
 	AdminPassword  string        `yaml:"-"` // only from CORRAL_ADMIN_PASSWORD
 	PAMService     string        `yaml:"pam_service"`
+	// MetricsInterval is how often the node samples itself and its guests.
+	MetricsInterval time.Duration `yaml:"metrics_interval"`
 }
 
 // DefaultConfigFile is read when it exists and --config is not given.
@@ -42,17 +44,18 @@ func Defaults() Config {
 		host = host[:i]
 	}
 	return Config{
-		Node:           host,
-		DataDir:        "/var/lib/corral",
-		Listen:         ":8006",
-		Socket:         "/run/corral/corral.sock",
-		Address:        "127.0.0.1",
-		StoreClientURL: "", // unix socket in the data dir, see Validate
-		StorePeerURL:   "http://127.0.0.1:8008",
-		TicketLifetime: 2 * time.Hour,
-		LogLevel:       "info",
-		LogFormat:      "text",
-		PAMService:     "corral",
+		Node:            host,
+		DataDir:         "/var/lib/corral",
+		Listen:          ":8006",
+		Socket:          "/run/corral/corral.sock",
+		Address:         "127.0.0.1",
+		StoreClientURL:  "", // unix socket in the data dir, see Validate
+		StorePeerURL:    "http://127.0.0.1:8008",
+		TicketLifetime:  2 * time.Hour,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		PAMService:      "corral",
+		MetricsInterval: 10 * time.Second,
 	}
 }
 
@@ -88,6 +91,13 @@ func (c *Config) LoadEnv() error {
 			*p = v
 		}
 	}
+	if v, ok := os.LookupEnv("CORRAL_METRICS_INTERVAL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CORRAL_METRICS_INTERVAL: %w", err)
+		}
+		c.MetricsInterval = d
+	}
 	if v, ok := os.LookupEnv("CORRAL_TICKET_LIFETIME"); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -107,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data_dir is empty")
+	}
+	if c.MetricsInterval < time.Second || c.MetricsInterval > 10*time.Minute {
+		return fmt.Errorf("config: metrics_interval %s must be between 1s and 10m", c.MetricsInterval)
 	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {

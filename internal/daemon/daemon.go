@@ -24,6 +24,7 @@ import (
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/metrics"
 	"github.com/corral-project/corral/internal/node"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/server"
@@ -146,12 +147,31 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	vms.Reconcile(sctx)
 	defer vms.Close()
 
+	metricServers := metrics.NewServers(st)
+	met, err := metrics.New(metrics.Config{Node: c.Node, Dir: filepath.Join(c.DataDir, "rrd"), Interval: c.MetricsInterval, Log: log,
+		Storage: func(ctx context.Context) []metrics.StorageUsage {
+			var out []metrics.StorageUsage
+			for _, p := range stor.List() {
+				if ps := stor.CachedStatus(ctx, p); ps.Active {
+					out = append(out, metrics.StorageUsage{Storage: p.Storage, Total: ps.Total, Used: ps.Used})
+				}
+			}
+			return out
+		}})
+	if err != nil {
+		return err
+	}
+	met.AddGuestSource(vms)
+	met.SetServers(metricServers.Configs)
+	go met.Run(runCtx)
+
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
-		Guests:     guests,
-		VMs:        vms,
-		Storage:    stor,
-		Events:     hub,
+		Guests:  guests,
+		VMs:     vms,
+		Storage: stor,
+		Events:  hub,
+		Metrics: met, MetricServers: metricServers,
 		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
 		Audit:      auditFile, Log: log,
 	})

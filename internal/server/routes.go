@@ -16,4 +16,5 @@ func (s *Server) routes() {
 	s.vmDiskRoutes()
 	s.vmAttachRoutes()
 	s.eventRoutes()
+	s.metricsRoutes()
 }

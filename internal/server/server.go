@@ -24,6 +24,7 @@ import (
 	"github.com/corral-project/corral/internal/errs"
 	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/metrics"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/store"
@@ -44,8 +45,11 @@ type Deps struct {
 	VMs        *qemu.Manager
 	NodeStatus func(ctx context.Context) (api.NodeStatus, error)
 	Events     *events.Hub // the event stream; nil disables GET /events
-	Audit      io.Writer
-	Log        *slog.Logger
+	Metrics    *metrics.Service
+	// MetricServers are the external metric server definitions.
+	MetricServers *metrics.Servers
+	Audit         io.Writer
+	Log           *slog.Logger
 }
 
 // Server is the HTTP handler of one node.
@@ -86,6 +90,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.Path += "/follow"
 			r.URL.RawPath = ""
 		}
+	}
+	if r.URL.Path == "/metrics" { // where Prometheus looks by default
+		r.URL.Path, r.URL.RawPath = "/api/v1/metrics", ""
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)

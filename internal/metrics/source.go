@@ -1,0 +1,257 @@
+package metrics
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// GuestRef describes one running guest to the sampler. Drivers provide
+// them (internal/qemu for VMs; the container driver gives its cgroup
+// paths and veth names), the sampler reads the counters itself.
+type GuestRef struct {
+	VMID   int
+	Type   string // api.GuestVM or api.GuestContainer
+	Name   string
+	CPUs   float64 // the cores it may use: CPU share is relative to these
+	MaxMem uint64
+	// PID is the guest's main process (QEMU). When set, CPU time and
+	// memory come from /proc/<pid> (the VM's resident memory, without the
+	// page cache its disk images leave in the cgroup); otherwise from Cgroup.
+	PID    int
+	Cgroup Cgroup
+	// Ifaces are the guest's host-side interfaces (tap, veth): what the
+	// host sends is what the guest receives.
+	Ifaces []string
+	// Stats, when set, adds what only the driver knows (QMP block
+	// statistics and the balloon for VMs).
+	Stats func(ctx context.Context) (DriverStats, error)
+}
+
+// Cgroup locates a guest's cgroup: the directory on the unified hierarchy
+// (v2), or one directory per controller on v1.
+type Cgroup struct {
+	V2      string
+	CPUAcct string
+	Memory  string
+	BlkIO   string
+}
+
+// DriverStats are counters a driver reads from its guest.
+type DriverStats struct {
+	Balloon   uint64 // bytes the balloon leaves the guest (0: no balloon)
+	HaveDisk  bool   // the disk counters below are valid
+	ReadBytes uint64
+	WriteByte uint64
+	ReadOps   uint64
+	WriteOps  uint64
+}
+
+// GuestSource lists the running guests of one driver on this node.
+type GuestSource interface {
+	SampleGuests() []GuestRef
+}
+
+// StorageUsage is one pool's size on this node.
+type StorageUsage struct {
+	Storage string
+	Total   uint64
+	Used    uint64
+}
+
+// counters are a guest's cumulative counters at one moment.
+type counters struct {
+	cpuSec                         float64
+	rdBytes, wrBytes, rdOps, wrOps uint64
+	haveDisk                       bool
+	netIn, netOut                  uint64
+}
+
+func readUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
+}
+
+// readKV reads "key value" lines (cpu.stat, memory.stat, io.stat fields).
+func readKV(path string, fn func(k string, v uint64)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+			fn(k, n)
+		}
+	}
+	return sc.Err()
+}
+
+// procCPU is a process's user+system time in seconds (all its threads).
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return float64(ut+st) / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture corral runs on.
+const clockTicks = 100
+
+var pageSize = uint64(os.Getpagesize())
+
+func procRSS(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("/proc/%d/statm: malformed", pid)
+	}
+	n, err := strconv.ParseUint(f[1], 10, 64)
+	return n * pageSize, err
+}
+
+// cgroupCPU is the cgroup's CPU time in seconds.
+func cgroupCPU(cg Cgroup) (float64, error) {
+	if cg.V2 != "" {
+		var usec uint64
+		err := readKV(filepath.Join(cg.V2, "cpu.stat"), func(k string, v uint64) {
+			if k == "usage_usec" {
+				usec = v
+			}
+		})
+		return float64(usec) / 1e6, err
+	}
+	if cg.CPUAcct != "" {
+		ns, err := readUint(filepath.Join(cg.CPUAcct, "cpuacct.usage"))
+		return float64(ns) / 1e9, err
+	}
+	return 0, fmt.Errorf("no cpu accounting cgroup")
+}
+
+// cgroupMem is the cgroup's memory use without reclaimable file cache.
+func cgroupMem(cg Cgroup) (uint64, error) {
+	dir, cur, inactive := cg.V2, "memory.current", "inactive_file"
+	if dir == "" {
+		dir, cur, inactive = cg.Memory, "memory.usage_in_bytes", "total_inactive_file"
+	}
+	if dir == "" {
+		return 0, fmt.Errorf("no memory cgroup")
+	}
+	used, err := readUint(filepath.Join(dir, cur))
+	if err != nil {
+		return 0, err
+	}
+	var cache uint64
+	readKV(filepath.Join(dir, "memory.stat"), func(k string, v uint64) {
+		if k == inactive {
+			cache = v
+		}
+	})
+	if cache < used {
+		used -= cache
+	}
+	return used, nil
+}
+
+// cgroupIO sums block I/O over the cgroup's devices.
+func cgroupIO(cg Cgroup, c *counters) error {
+	if cg.V2 != "" {
+		f, err := os.Open(filepath.Join(cg.V2, "io.stat"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			for _, kv := range strings.Fields(sc.Text())[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				n, _ := strconv.ParseUint(v, 10, 64)
+				switch k {
+				case "rbytes":
+					c.rdBytes += n
+				case "wbytes":
+					c.wrBytes += n
+				case "rios":
+					c.rdOps += n
+				case "wios":
+					c.wrOps += n
+				}
+			}
+		}
+		c.haveDisk = true
+		return sc.Err()
+	}
+	if cg.BlkIO == "" {
+		return nil
+	}
+	read := func(file string, r, w *uint64) error {
+		f, err := os.Open(filepath.Join(cg.BlkIO, file))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fl := strings.Fields(sc.Text())
+			if len(fl) != 3 {
+				continue
+			}
+			n, _ := strconv.ParseUint(fl[2], 10, 64)
+			switch fl[1] {
+			case "Read":
+				*r += n
+			case "Write":
+				*w += n
+			}
+		}
+		return sc.Err()
+	}
+	if err := read("blkio.throttle.io_service_bytes_recursive", &c.rdBytes, &c.wrBytes); err != nil {
+		return err
+	}
+	if err := read("blkio.throttle.io_serviced_recursive", &c.rdOps, &c.wrOps); err != nil {
+		return err
+	}
+	c.haveDisk = true
+	return nil
+}
+
+// ifaceBytes reads an interface's received and transmitted byte counters.
+func ifaceBytes(name string) (rx, tx uint64, err error) {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return 0, 0, fmt.Errorf("bad interface name %q", name)
+	}
+	dir := filepath.Join("/sys/class/net", name, "statistics")
+	if rx, err = readUint(filepath.Join(dir, "rx_bytes")); err != nil {
+		return 0, 0, err
+	}
+	tx, err = readUint(filepath.Join(dir, "tx_bytes"))
+	return rx, tx, err
+}
