@@ -81,7 +81,7 @@ const (
 // MetricServer is an external metric server every node pushes its samples
 // to (cluster-wide: /cluster/metrics/server/{id}).
 type MetricServer struct {
-	ID           string `json:"id" minLength:"1" maxLength:"32" pattern:"^[a-z][a-z0-9_-]*$"`
+	ID           string `json:"id,omitempty" maxLength:"32" pattern:"^[a-z][a-z0-9_-]*$" doc:"taken from the URL"`
 	Type         string `json:"type" enum:"influxdb,graphite"`
 	Server       string `json:"server" minLength:"1" maxLength:"253" doc:"host name or address"`
 	Port         int    `json:"port" minimum:"1" maximum:"65535"`

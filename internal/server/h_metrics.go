@@ -16,26 +16,26 @@ import (
 	"github.com/corral-project/corral/internal/metrics"
 )
 
-type rrdQuery struct {
+type RRDQuery struct {
 	Timeframe string `query:"timeframe" enum:"hour,day,week,month,year" default:"hour"`
 	CF        string `query:"cf" enum:"AVERAGE,MAX" default:"AVERAGE"`
 }
 type nodeRRDIn struct {
 	NodeParam
-	rrdQuery
+	RRDQuery
 }
 type guestRRDIn struct {
 	VMIDParam
-	rrdQuery
+	RRDQuery
 }
 type storageRRDIn struct {
 	NodeStorageParam
-	rrdQuery
+	RRDQuery
 }
 type rrdOut struct{ Body api.RRDData }
 type metricsCurrentOut struct{ Body api.MetricsCurrent }
-type metricServerParam struct {
-	ID string `path:"id" maxLength:"32"`
+type MetricServerParam struct {
+	ID string `path:"id" maxLength:"32" pattern:"^[a-z][a-z0-9_-]*$"`
 }
 type metricServersOut struct{ Body []api.MetricServerStatus }
 type metricServerOut struct {
@@ -43,23 +43,23 @@ type metricServerOut struct {
 	Body api.MetricServerStatus
 }
 type metricServerCreateIn struct {
-	metricServerParam
+	MetricServerParam
 	Body api.MetricServerCreate
 }
 type metricServerUpdateIn struct {
-	metricServerParam
+	MetricServerParam
 	IfMatchParam
 	Body api.MetricServerCreate
 }
 type metricServerDeleteIn struct {
-	metricServerParam
+	MetricServerParam
 	IfMatchParam
 }
 
 // rrd answers history of an entity owned by node. Archives are node-local:
 // another node's history will be fetched from that node over the cluster
 // channel (the hook is here); until then s.local refuses with 409.
-func (s *Server) rrd(node, kind, id string, q rrdQuery) (*rrdOut, error) {
+func (s *Server) rrd(node, kind, id string, q RRDQuery) (*rrdOut, error) {
 	if s.Metrics == nil {
 		return nil, errs.Conflict("metrics are not enabled on this node")
 	}
@@ -74,7 +74,7 @@ func (s *Server) rrd(node, kind, id string, q rrdQuery) (*rrdOut, error) {
 }
 
 // guestRRD checks that the guest exists with the expected type.
-func (s *Server) guestRRD(vmid int, typ string, q rrdQuery) (*rrdOut, error) {
+func (s *Server) guestRRD(vmid int, typ string, q RRDQuery) (*rrdOut, error) {
 	g, err := s.Guests.Guests.Get(guest.Key(vmid))
 	if err != nil || g.Value.Type != typ {
 		return nil, errs.NotFound("%s %d does not exist", map[string]string{api.GuestVM: "VM", api.GuestContainer: "container"}[typ], vmid)
@@ -101,22 +101,22 @@ func (s *Server) metricsRoutes() {
 	tags := []string{"metrics"}
 	register(s, huma.Operation{OperationID: "node-rrddata", Method: "GET", Path: "/nodes/{node}/rrddata", Summary: "A node's statistics history", Tags: tags},
 		Perm{Path: "/nodes/{node}", Privs: []string{"Sys.Audit"}}, func(ctx context.Context, in *nodeRRDIn) (*rrdOut, error) {
-			return s.rrd(in.Node, metrics.KindNode, in.Node, in.rrdQuery)
+			return s.rrd(in.Node, metrics.KindNode, in.Node, in.RRDQuery)
 		})
 	register(s, huma.Operation{OperationID: "vm-rrddata", Method: "GET", Path: "/vms/{vmid}/rrddata", Summary: "A VM's statistics history", Tags: tags},
 		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *guestRRDIn) (*rrdOut, error) {
-			return s.guestRRD(in.VMID, api.GuestVM, in.rrdQuery)
+			return s.guestRRD(in.VMID, api.GuestVM, in.RRDQuery)
 		})
 	register(s, huma.Operation{OperationID: "container-rrddata", Method: "GET", Path: "/containers/{vmid}/rrddata", Summary: "A container's statistics history", Tags: tags},
 		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *guestRRDIn) (*rrdOut, error) {
-			return s.guestRRD(in.VMID, api.GuestContainer, in.rrdQuery)
+			return s.guestRRD(in.VMID, api.GuestContainer, in.RRDQuery)
 		})
 	register(s, huma.Operation{OperationID: "storage-rrddata", Method: "GET", Path: "/nodes/{node}/storage/{storage}/rrddata", Summary: "A pool's usage history on a node", Tags: tags},
 		Perm{Path: "/storage/{storage}", Privs: auditPrivs, Any: true}, func(ctx context.Context, in *storageRRDIn) (*rrdOut, error) {
 			if _, err := s.Storage.Get(in.Storage); err != nil {
 				return nil, err
 			}
-			return s.rrd(in.Node, metrics.KindStorage, in.Storage, in.rrdQuery)
+			return s.rrd(in.Node, metrics.KindStorage, in.Storage, in.RRDQuery)
 		})
 	register(s, huma.Operation{OperationID: "metrics-current", Method: "GET", Path: "/cluster/metrics/current",
 		Summary: "The latest sample of the nodes, running guests and pools the caller may see", Tags: tags},
@@ -186,7 +186,7 @@ func (s *Server) metricServerRoutes() {
 			return &metricServersOut{Body: out}, nil
 		})
 	register(s, huma.Operation{OperationID: "get-metric-server", Method: "GET", Path: p + "/{id}", Summary: "One external metric server and this node's export state", Tags: tags},
-		read, func(ctx context.Context, in *metricServerParam) (*metricServerOut, error) {
+		read, func(ctx context.Context, in *MetricServerParam) (*metricServerOut, error) {
 			m, err := s.MetricServers.Get(in.ID)
 			if err != nil {
 				return nil, err
