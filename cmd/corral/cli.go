@@ -177,6 +177,8 @@ server), or, for root on a node, from the local unix socket
 		a.newTaskCmd(),
 		a.newStorageCmd(),
 		a.newVMCmd(),
+		a.newEventsCmd(),
+		a.newTopCmd(),
 		a.newVersionCmd(),
 		newDaemonCmd(),
 	)
