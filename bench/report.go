@@ -38,6 +38,7 @@ type report struct {
 	apiWrites    []writeResult
 	storage      *storageResult // nil when the phase did not run
 	vms          *vmResult      // nil when the phase did not run
+	metrics      *metricsResult // nil when the phase did not run
 
 	section int // numbers the sections in the order they are written
 }
@@ -155,6 +156,9 @@ func (r *report) markdown() string {
 	if r.vms != nil {
 		r.vmSection(&b)
 	}
+	if r.metrics != nil {
+		r.metricsSection(&b)
+	}
 	r.methodSection(&b)
 	return b.String()
 }
@@ -234,6 +238,12 @@ func (r *report) summary(b *strings.Builder) {
 			fmt.Fprintf(b, "| Daemon memory < 1 MB per running VM (VmRSS with %d VMs running minus with none, ÷ %d; daemon restarted at each level, see §VM start) | %s | %s |\n",
 				n, n, kb(per), yesNo(per*1024 < targetMemPerVMB))
 		}
+	}
+	if m := r.metrics; m != nil {
+		fmt.Fprintf(b, "| Sampling the node and %d running guests costs < %.0f %% of one core at a %s interval (median of %d rounds; simulated guests, see §Metrics) | %.3f %% | %s |\n",
+			sampleGuests, 100*targetSampleShare, sampleInterval, len(m.cpu), 100*m.share(), yesNo(m.share() < targetSampleShare))
+		fmt.Fprintf(b, "| %s subscribed to the event stream receive a change within %s p99 (%d changes) | %s | %s |\n",
+			thousands(fanoutClients)+" clients", msShort(targetFanoutP99), fanoutChanges, ms(m.fanout.pct(99)), yesNo(m.fanout.pct(99) < targetFanoutP99))
 	}
 	fmt.Fprintf(b, "\n")
 }

@@ -255,3 +255,41 @@ func ifaceBytes(name string) (rx, tx uint64, err error) {
 	tx, err = readUint(filepath.Join(dir, "tx_bytes"))
 	return rx, tx, err
 }
+
+// QMP is the part of a QMP monitor (internal/qemu/qmp.Monitor) QMPStats uses.
+type QMP interface {
+	Execute(ctx context.Context, command string, args, result any) error
+}
+
+// QMPStats reads a VM's disk counters (query-blockstats, summed over its
+// drives) and, if it has one, its balloon size (query-balloon).
+func QMPStats(ctx context.Context, mon QMP, balloon bool) (DriverStats, error) {
+	var d DriverStats
+	var blocks []struct {
+		Stats struct {
+			RdBytes uint64 `json:"rd_bytes"`
+			WrBytes uint64 `json:"wr_bytes"`
+			RdOps   uint64 `json:"rd_operations"`
+			WrOps   uint64 `json:"wr_operations"`
+		} `json:"stats"`
+	}
+	if err := mon.Execute(ctx, "query-blockstats", nil, &blocks); err != nil {
+		return d, fmt.Errorf("query-blockstats: %w", err)
+	}
+	d.HaveDisk = true
+	for _, b := range blocks {
+		d.ReadBytes += b.Stats.RdBytes
+		d.WriteByte += b.Stats.WrBytes
+		d.ReadOps += b.Stats.RdOps
+		d.WriteOps += b.Stats.WrOps
+	}
+	if balloon {
+		var bi struct {
+			Actual uint64 `json:"actual"`
+		}
+		if err := mon.Execute(ctx, "query-balloon", nil, &bi); err == nil {
+			d.Balloon = bi.Actual
+		}
+	}
+	return d, nil
+}

@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/metrics"
@@ -28,7 +27,9 @@ func (m *Manager) SampleGuests() []metrics.GuestRef {
 		mon := p.mon
 		ref := metrics.GuestRef{VMID: vmid, Type: api.GuestVM, Name: c.Name, CPUs: float64(max(c.Cores, 1) * max(c.Sockets, 1)),
 			MaxMem: uint64(c.Memory) << 20, PID: p.pid, Cgroup: vmCgroup(vmid),
-			Stats: func(ctx context.Context) (metrics.DriverStats, error) { return qmpStats(ctx, mon, c.Balloon > 0) }}
+			Stats: func(ctx context.Context) (metrics.DriverStats, error) {
+				return metrics.QMPStats(ctx, mon, c.Balloon > 0)
+			}}
 		out = append(out, ref)
 	}
 	return out
@@ -40,38 +41,4 @@ func vmCgroup(vmid int) metrics.Cgroup {
 		return metrics.Cgroup{V2: d[0]}
 	}
 	return metrics.Cgroup{Memory: d[1]}
-}
-
-// qmpStats sums the block statistics of every drive and reads the balloon.
-func qmpStats(ctx context.Context, mon interface {
-	Execute(ctx context.Context, cmd string, args, out any) error
-}, balloon bool) (metrics.DriverStats, error) {
-	var d metrics.DriverStats
-	var blocks []struct {
-		Stats struct {
-			RdBytes uint64 `json:"rd_bytes"`
-			WrBytes uint64 `json:"wr_bytes"`
-			RdOps   uint64 `json:"rd_operations"`
-			WrOps   uint64 `json:"wr_operations"`
-		} `json:"stats"`
-	}
-	if err := mon.Execute(ctx, "query-blockstats", nil, &blocks); err != nil {
-		return d, fmt.Errorf("query-blockstats: %w", err)
-	}
-	d.HaveDisk = true
-	for _, b := range blocks {
-		d.ReadBytes += b.Stats.RdBytes
-		d.WriteByte += b.Stats.WrBytes
-		d.ReadOps += b.Stats.RdOps
-		d.WriteOps += b.Stats.WrOps
-	}
-	if balloon {
-		var bi struct {
-			Actual uint64 `json:"actual"`
-		}
-		if err := mon.Execute(ctx, "query-balloon", nil, &bi); err == nil {
-			d.Balloon = bi.Actual
-		}
-	}
-	return d, nil
 }
