@@ -170,6 +170,20 @@ func TestEventStreamVMLifecycleACLAndResume(t *testing.T) {
 		}
 	}
 
+	// Disabling alice ends her stream at once, with a reset event saying why.
+	if _, err := admin.UpdateUser(bg, "alice@corral", api.UserUpdate{Enabled: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-aliceEvs.done:
+		evs := aliceEvs.snapshot()
+		if last := evs[len(evs)-1]; last.Type != api.EventReset || !strings.Contains(last.Status, "disabled") {
+			t.Errorf("alice's stream ended with %+v", last)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a disabled user's event stream stayed open")
+	}
+
 	// Bad filters and IDs are 422s naming the field.
 	for _, q := range []client.EventsOptions{{Types: []string{"bogus"}}, {LastEventID: "abc"}} {
 		_, err := admin.Events(ctx, q, func(api.Event) (bool, error) { return true, nil })

@@ -11,6 +11,7 @@
 package events
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -66,6 +67,7 @@ type Source interface {
 type Options struct {
 	Window    int // events kept for resumption (default 10,000)
 	SubBuffer int // per-subscriber queue before it is cut off as too slow (default 1,024)
+	MaxSubs   int // subscriptions at once (default 20,000): each holds a goroutine and a queue
 	Now       func() time.Time
 }
 
@@ -122,6 +124,9 @@ func New(src Source, log *slog.Logger, opts Options) *Hub {
 	}
 	if opts.SubBuffer <= 0 {
 		opts.SubBuffer = 1024
+	}
+	if opts.MaxSubs <= 0 {
+		opts.MaxSubs = 20000
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -231,6 +236,9 @@ func (h *Hub) Publish(items ...*Item) {
 	}
 }
 
+// ErrTooMany means the hub has MaxSubs subscriptions already.
+var ErrTooMany = errors.New("events: too many subscribers")
+
 // Subscribe returns the events after the position lastID (empty: none, only
 // new events) still in the window, and a subscription for what follows,
 // with nothing lost or repeated in between. gap is true when lastID is
@@ -245,6 +253,9 @@ func (h *Hub) Subscribe(lastID string) (backlog []*Item, sub *Sub, gap bool, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.subs) >= h.opts.MaxSubs {
+		return nil, nil, false, ErrTooMany
+	}
 	if lastID != "" {
 		// The client missed something if the newest event no longer
 		// available comes after its position.

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -182,5 +183,22 @@ func TestHubWindowAndSlowSubscriber(t *testing.T) {
 	}
 	if n != 3 || !slow.Lagged() {
 		t.Errorf("slow subscriber got %d events, lagged=%v; want 3 and cut off", n, slow.Lagged())
+	}
+
+	// Subscriptions are bounded; closing one frees its place.
+	h2 := New(nopSource{ch: make(chan store.Event)}, nil, Options{MaxSubs: 1})
+	defer h2.Close()
+	_, s1, _, err := h2.Subscribe("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := h2.Subscribe(""); !errors.Is(err, ErrTooMany) {
+		t.Errorf("second subscription over the limit: %v", err)
+	}
+	s1.Close()
+	if _, s2, _, err := h2.Subscribe(""); err != nil {
+		t.Errorf("subscription after one closed: %v", err)
+	} else {
+		s2.Close()
 	}
 }

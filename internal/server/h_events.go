@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -57,6 +58,9 @@ func (s *Server) eventRoutes() {
 				last = in.After
 			}
 			backlog, sub, gap, err := s.Events.Subscribe(last)
+			if errors.Is(err, events.ErrTooMany) {
+				return nil, errs.TooMany("too many event streams open on this node; retry later")
+			}
 			if err != nil {
 				return nil, errs.Invalid("Last-Event-ID", "%v", err)
 			}
@@ -112,6 +116,7 @@ type eventStream struct {
 	match   func(string) bool
 	vmid    int
 	refresh bool // rebuild the evaluator when access data changes
+	ended   bool // the caller's credentials no longer hold: end the stream
 }
 
 // visible applies the caller's filters and the ACL. When users, groups or
@@ -120,6 +125,10 @@ type eventStream struct {
 func (e *eventStream) visible(it *events.Item) bool {
 	if it.Event.Type == api.EventAccess && e.refresh {
 		e.c.Ev = e.s.Access.Evaluator(e.c.Principal)
+		if !e.stillValid() {
+			e.ended = true
+			return false
+		}
 	}
 	if !e.match(it.Event.Type) || (e.vmid != 0 && it.Event.VMID != e.vmid) {
 		return false
@@ -130,7 +139,22 @@ func (e *eventStream) visible(it *events.Item) bool {
 	return e.c.Ev.Has(it.Path, it.Priv)
 }
 
+// stillValid re-checks a ticket caller's credentials: a stream must not
+// outlive the ticket it was opened with, nor a disabled or deleted user.
+// (Token callers lose their events through the ACL refresh instead.)
+func (e *eventStream) stillValid() bool {
+	if e.c.Ticket == "" {
+		return true
+	}
+	user, _, err := e.s.Access.Tickets.Verify(e.c.Ticket)
+	return err == nil && e.s.Access.CheckUser(user) == nil
+}
+
 func resetEvent() api.Event { return api.Event{Type: api.EventReset, Time: now()} }
+
+func expiredEvent() api.Event {
+	return api.Event{Type: api.EventReset, Time: now(), Status: "credentials expired or user disabled"}
+}
 
 func (e *eventStream) sse(ctx context.Context, w http.ResponseWriter, backlog []*events.Item, sub *events.Sub, gap bool) {
 	h := w.Header()
@@ -174,6 +198,11 @@ func (e *eventStream) sse(ctx context.Context, w http.ResponseWriter, backlog []
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			if !e.stillValid() {
+				write(expiredEvent())
+				rc.Flush()
+				return
+			}
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
 				return
 			}
@@ -182,6 +211,11 @@ func (e *eventStream) sse(ctx context.Context, w http.ResponseWriter, backlog []
 				return // cut off as too slow, or shutting down: the client resumes
 			}
 			if !e.visible(it) {
+				if e.ended {
+					write(expiredEvent())
+					rc.Flush()
+					return
+				}
 				continue
 			}
 			if write(it.Event) != nil {
@@ -196,6 +230,11 @@ func (e *eventStream) sse(ctx context.Context, w http.ResponseWriter, backlog []
 						return
 					}
 					if e.visible(it) && write(it.Event) != nil {
+						return
+					}
+					if e.ended {
+						write(expiredEvent())
+						rc.Flush()
 						return
 					}
 				default:
@@ -230,16 +269,27 @@ func (e *eventStream) websocket(ctx context.Context, w http.ResponseWriter, r *h
 			return
 		}
 	}
+	tick := time.NewTicker(eventHeartbeat)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			if !e.stillValid() {
+				ws.Close(websocket.StatusPolicyViolation, "credentials expired")
+				return
+			}
 		case it, ok := <-sub.C:
 			if !ok {
 				ws.Close(websocket.StatusTryAgainLater, "too slow or shutting down; resume with last_event_id")
 				return
 			}
 			if e.visible(it) && write(it.Event) != nil {
+				return
+			}
+			if e.ended {
+				ws.Close(websocket.StatusPolicyViolation, "credentials expired or user disabled")
 				return
 			}
 		}
