@@ -2,11 +2,16 @@ package test
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/client"
@@ -190,5 +195,36 @@ func TestEventStreamVMLifecycleACLAndResume(t *testing.T) {
 		if client.StatusOf(err) != 422 {
 			t.Errorf("events %+v: %v, want 422", q, err)
 		}
+	}
+}
+
+// The same stream over a websocket: one JSON event per text message.
+func TestEventStreamWebsocket(t *testing.T) {
+	n := StartNode(t)
+	c := n.Admin()
+	tk, _ := c.Ticket()
+	u := strings.Replace(n.URL, "https://", "wss://", 1) + "/api/v1/events?type=storage"
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + tk}},
+	})
+	if err != nil {
+		t.Fatalf("events websocket: %v", err)
+	}
+	defer ws.CloseNow()
+	time.Sleep(300 * time.Millisecond) // the server subscribes as it accepts
+	pool := api.Storage{Storage: "wspool", Type: "dir", Content: []string{"iso"}, Path: t.TempDir()}
+	if _, err := c.Do(bg, "POST", "/storage", nil, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	typ, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e api.Event
+	if typ != websocket.MessageText || json.Unmarshal(b, &e) != nil || e.Type != api.EventStorage || e.Storage != "wspool" || e.ID == "" {
+		t.Fatalf("websocket message %s: %s", typ, b)
 	}
 }

@@ -80,7 +80,19 @@ func busyInCgroup(t *testing.T) (Cgroup, *exec.Cmd) {
 // A real process in a real cgroup: its series show the CPU it burns and
 // the memory it holds, in the current sample, the archives and Prometheus.
 func TestGuestSeriesShowLoad(t *testing.T) {
-	cg, _ := busyInCgroup(t)
+	cg, cmd := busyInCgroup(t)
+	// A container driver finds the cgroup from the init PID.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		found, err := CgroupOfPID(cmd.Process.Pid)
+		if err == nil && found.CPUAcct == cg.CPUAcct && found.Memory == cg.Memory && found.V2 == cg.V2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CgroupOfPID: %+v %v, want %+v", found, err, cg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	s := newService(t, t.TempDir())
 	defer s.Close()
 	s.AddGuestSource(staticSource{{VMID: 100, Type: api.GuestContainer, Name: "busy", CPUs: 1, MaxMem: 512 << 20, Cgroup: cg}})

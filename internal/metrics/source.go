@@ -12,8 +12,8 @@ import (
 )
 
 // GuestRef describes one running guest to the sampler. Drivers provide
-// them (internal/qemu for VMs; the container driver gives its cgroup
-// paths and veth names), the sampler reads the counters itself.
+// them (internal/qemu for VMs; a container driver gives CgroupOfPID of its
+// init process and its veth names), the sampler reads the counters itself.
 type GuestRef struct {
 	VMID   int
 	Type   string // api.GuestVM or api.GuestContainer
@@ -292,4 +292,56 @@ func QMPStats(ctx context.Context, mon QMP, balloon bool) (DriverStats, error) {
 		}
 	}
 	return d, nil
+}
+
+// cgroupRoot is where the hierarchies are mounted.
+var cgroupRoot = "/sys/fs/cgroup"
+
+// CgroupOfPID finds the cgroup a process lives in, on whichever layout the
+// host has: the v1 controllers' directories when cpuacct is a v1 controller
+// (hybrid hosts), else the unified (v2) directory. A container driver hands
+// its container's init PID here and puts the result in GuestRef.Cgroup.
+func CgroupOfPID(pid int) (Cgroup, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return Cgroup{}, err
+	}
+	defer f.Close()
+	v1 := map[string]string{}
+	var unified string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			unified = parts[2]
+			continue
+		}
+		for _, ctl := range strings.Split(parts[1], ",") {
+			v1[ctl] = parts[2]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Cgroup{}, err
+	}
+	if p, ok := v1["cpuacct"]; ok {
+		cg := Cgroup{CPUAcct: filepath.Join(cgroupRoot, "cpuacct", p)}
+		if m, ok := v1["memory"]; ok {
+			cg.Memory = filepath.Join(cgroupRoot, "memory", m)
+		}
+		if b, ok := v1["blkio"]; ok {
+			cg.BlkIO = filepath.Join(cgroupRoot, "blkio", b)
+		}
+		return cg, nil
+	}
+	if unified != "" {
+		root := cgroupRoot
+		if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
+			root = filepath.Join(cgroupRoot, "unified") // v2 beside v1, without the controllers
+		}
+		return Cgroup{V2: filepath.Join(root, unified)}, nil
+	}
+	return Cgroup{}, fmt.Errorf("process %d: no cgroup found", pid)
 }
