@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -443,6 +444,9 @@ func (s *Service) RRD(kind, id, timeframe, cf string) (api.RRDData, error) {
 	series := map[string][]string{KindNode: NodeSeries, KindGuest: GuestSeries, KindStorage: StorageSeries}[kind]
 	if series == nil {
 		return api.RRDData{}, fmt.Errorf("metrics: unknown kind %q", kind)
+	}
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return api.RRDData{}, errs.Invalid("id", "invalid name %q", id)
 	}
 	out := api.RRDData{Timeframe: timeframe, CF: cf, Step: int(s.cfg.Archives[tf.Archive].Step / time.Second), Series: series, Points: []api.RRDPoint{}}
 	db, err := s.db(kind+"/"+id, series, false)

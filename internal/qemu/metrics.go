@@ -9,7 +9,8 @@ import (
 
 // SampleGuests lists this node's running VMs for the metrics sampler
 // (metrics.GuestSource). CPU and memory come from the QEMU process; disk
-// counters and the balloon from QMP.
+// counters and the balloon from QMP. Ifaces stays empty until VMs get NICs
+// (the network layer): then it lists their tap devices.
 func (m *Manager) SampleGuests() []metrics.GuestRef {
 	m.mu.Lock()
 	running := make(map[int]*proc, len(m.running))
