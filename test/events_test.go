@@ -137,6 +137,11 @@ func TestEventStreamVMLifecycleACLAndResume(t *testing.T) {
 		"task.started 100 running", "guest.state 100 running", "task.finished 100 ok",
 		"task.started 101 running", "guest.state 101 running", "task.finished 101 ok",
 		"guest.state 100 stopped", "guest.state 101 stopped")
+	for _, e := range evs {
+		if e.Type == api.EventReset {
+			t.Errorf("a reset in a healthy stream: %+v", e)
+		}
+	}
 	guestOnly.waitFor(t, 5*time.Second, "guest.state 100 running", "guest.state 101 running", "guest.state 100 stopped")
 	for _, e := range guestOnly.snapshot() {
 		if !strings.HasPrefix(e.Type, "guest.") {

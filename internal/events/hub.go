@@ -23,7 +23,8 @@ import (
 	"github.com/corral-project/corral/internal/store"
 )
 
-// Item is one event plus who may see it.
+// Item is one event plus who may see it. A reset event (Path empty) is
+// for everyone.
 type Item struct {
 	Event api.Event
 	Rev   int64 // store revision
@@ -193,7 +194,18 @@ func (h *Hub) run(ch <-chan store.Event) {
 			continue
 		}
 		if ev.Rev != rev {
-			rev, idx = ev.Rev, 0
+			// Every store write is one revision and all of them are under
+			// the watched prefix, so a revision skipped means changes were
+			// lost (the store dropped them or resynced after a broken
+			// watch): tell subscribers to reload, and resuming clients too.
+			if seen := max(rev, h.start); ev.Rev > seen+1 {
+				flush()
+				h.markLost(ev.Rev - 1)
+				h.Publish(&Item{Rev: ev.Rev, Idx: 0, Event: api.Event{ID: fmt.Sprintf("%d.0", ev.Rev), Type: api.EventReset, Time: h.opts.Now().UTC()}})
+				rev, idx = ev.Rev, 1
+			} else {
+				rev, idx = ev.Rev, 0
+			}
 		}
 		for _, it := range Derive(ev, h.opts.Now()) {
 			it.Rev, it.Idx = ev.Rev, idx
@@ -201,6 +213,20 @@ func (h *Hub) run(ch <-chan store.Event) {
 			idx++
 			batch = append(batch, it)
 		}
+	}
+}
+
+// markLost records that events up to revision rev may be missing.
+func (h *Hub) markLost(rev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.raiseLost(Item{Rev: rev, Idx: 1 << 30})
+}
+
+// raiseLost moves the lost position forward, never back.
+func (h *Hub) raiseLost(it Item) {
+	if it.After(h.lost.Rev, h.lost.Idx) {
+		h.lost = Item{Rev: it.Rev, Idx: it.Idx}
 	}
 }
 
@@ -215,7 +241,7 @@ func (h *Hub) Publish(items ...*Item) {
 			h.ring[(h.head+h.n)%len(h.ring)] = it
 			h.n++
 		} else {
-			h.lost = Item{Rev: h.ring[h.head].Rev, Idx: h.ring[h.head].Idx}
+			h.raiseLost(*h.ring[h.head])
 			h.ring[h.head] = it
 			h.head = (h.head + 1) % len(h.ring)
 		}

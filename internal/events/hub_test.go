@@ -202,3 +202,48 @@ func TestHubWindowAndSlowSubscriber(t *testing.T) {
 		s2.Close()
 	}
 }
+
+type chanSource struct {
+	ch  chan store.Event
+	rev int64
+}
+
+func (s chanSource) Subscribe(int) (<-chan store.Event, func()) { return s.ch, func() { close(s.ch) } }
+func (s chanSource) Rev() int64                                 { return s.rev }
+
+// A revision missing from the watch means lost changes: live subscribers
+// get a reset, and so does a client resuming from before the hole.
+func TestHubSkippedRevisionIsAReset(t *testing.T) {
+	src := chanSource{ch: make(chan store.Event), rev: 10}
+	h := New(src, nil, Options{})
+	defer h.Close()
+	_, sub, _, _ := h.Subscribe("")
+	defer sub.Close()
+	ev := func(rev int64) store.Event {
+		return store.Event{Key: store.Prefix + "storage/p", Value: []byte(`{"schema":1,"data":{}}`), Rev: rev}
+	}
+	src.ch <- ev(11)
+	src.ch <- ev(12)
+	src.ch <- ev(15) // 13 and 14 never arrived
+	var got []string
+	for len(got) < 4 {
+		it := next(t, sub)
+		got = append(got, it.Event.ID+" "+it.Event.Type)
+	}
+	want := []string{"11.0 storage.changed", "12.0 storage.changed", "15.0 reset", "15.1 storage.changed"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("events %v, want %v", got, want)
+		}
+	}
+	for _, tc := range []struct {
+		last string
+		gap  bool
+	}{{"12.0", true}, {"15.0", false}, {"11.0", true}} {
+		_, s, gap, _ := h.Subscribe(tc.last)
+		s.Close()
+		if gap != tc.gap {
+			t.Errorf("resume from %s: gap %v, want %v", tc.last, gap, tc.gap)
+		}
+	}
+}

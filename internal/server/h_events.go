@@ -130,6 +130,9 @@ func (e *eventStream) visible(it *events.Item) bool {
 			return false
 		}
 	}
+	if it.Event.Type == api.EventReset {
+		return true // changes were lost: every client must reload
+	}
 	if !e.match(it.Event.Type) || (e.vmid != 0 && it.Event.VMID != e.vmid) {
 		return false
 	}
