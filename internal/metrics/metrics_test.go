@@ -67,9 +67,12 @@ func busyInCgroup(t *testing.T) (Cgroup, *exec.Cmd) {
 			}
 		})
 	}
-	// The process moves itself into the cgroups before it starts burning.
-	script := `for d in "$@"; do echo $$ > "$d/cgroup.procs" || exit 1; done; x=$(head -c 8000000 /dev/zero | tr '\0' a); while :; do :; done`
-	cmd := exec.Command("sh", append([]string{"-c", script, "sh"}, dirs...)...)
+	// The process moves itself into the cgroups, writes 8 MiB past the
+	// page cache, then burns CPU holding ~8 MB.
+	script := `f=$1; shift; for d in "$@"; do echo $$ > "$d/cgroup.procs" || exit 1; done
+dd if=/dev/zero of="$f" bs=1M count=8 oflag=direct 2>/dev/null || exit 1
+x=$(head -c 8000000 /dev/zero | tr '\0' a); while :; do :; done`
+	cmd := exec.Command("sh", append([]string{"-c", script, "sh", filepath.Join(t.TempDir(), "written")}, dirs...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +151,9 @@ func TestGuestSeriesShowLoad(t *testing.T) {
 	}
 	if labels["id"] != "100" || labels["name"] != "busy" || labels["type"] != "lxc" || labels["node"] != "n1" || cpu.Metric[0].Counter.GetValue() <= 0 {
 		t.Errorf("guest cpu series: %v = %v", labels, cpu.Metric[0].Counter.GetValue())
+	}
+	if w := fams["corral_guest_disk_written_bytes_total"]; w == nil || w.Metric[0].Counter.GetValue() < 8<<20 {
+		t.Errorf("guest disk writes: %v, want the 8 MiB dd wrote", w)
 	}
 	for _, want := range []string{"corral_node_cpu_ratio", "corral_node_memory_bytes", "corral_storage_bytes", "corral_guest_memory_bytes"} {
 		if fams[want] == nil {
@@ -369,5 +375,45 @@ func TestExternalServersReceivePointsAndDownOnesDontBlock(t *testing.T) {
 	}
 	if st["ih"].Sent == 0 || st["ih"].Dropped != 0 {
 		t.Errorf("working server: %+v", st["ih"])
+	}
+}
+
+// A guest's host-side interfaces give its traffic (loopback here: what the
+// host sends is what the guest receives, and on lo both are the same).
+func TestGuestNetworkFromInterfaces(t *testing.T) {
+	s := newService(t, t.TempDir())
+	defer s.Close()
+	s.AddGuestSource(staticSource{{VMID: 100, Type: api.GuestContainer, CPUs: 1, PID: os.Getpid(), Ifaces: []string{"lo"}}})
+	ctx := context.Background()
+	if err := s.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := s.guests[100].c
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(make([]byte, 4<<20))
+	c.Close()
+	time.Sleep(200 * time.Millisecond)
+	if err := s.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := s.Current().Guests[0]
+	after := s.guests[100].c
+	if after.netIn-before.netIn < 4<<20 || after.netOut-before.netOut < 4<<20 || g.NetIn <= 0 || g.NetOut <= 0 {
+		t.Errorf("4 MiB over lo: in +%d out +%d, rates %.0f/%.0f B/s", after.netIn-before.netIn, after.netOut-before.netOut, g.NetIn, g.NetOut)
 	}
 }

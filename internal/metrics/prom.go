@@ -118,8 +118,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if g.c.haveDisk {
 			counter(dGuestRdB, float64(g.c.rdBytes), l...)
 			counter(dGuestWrB, float64(g.c.wrBytes), l...)
-			counter(dGuestRdOps, float64(g.c.rdOps), l...)
-			counter(dGuestWrOps, float64(g.c.wrOps), l...)
+			if !g.c.noOps {
+				counter(dGuestRdOps, float64(g.c.rdOps), l...)
+				counter(dGuestWrOps, float64(g.c.wrOps), l...)
+			}
 		}
 		if !math.IsNaN(g.NetIn) || g.c.netIn > 0 || g.c.netOut > 0 {
 			counter(dGuestNetIn, float64(g.c.netIn), l...)

@@ -289,7 +289,7 @@ func readGuest(ctx context.Context, ref GuestRef) guestRead {
 		if err == nil {
 			r.drv = d
 			if d.HaveDisk {
-				r.c.rdBytes, r.c.wrBytes, r.c.rdOps, r.c.wrOps, r.c.haveDisk = d.ReadBytes, d.WriteByte, d.ReadOps, d.WriteOps, true
+				r.c.rdBytes, r.c.wrBytes, r.c.rdOps, r.c.wrOps, r.c.haveDisk, r.c.noOps = d.ReadBytes, d.WriteByte, d.ReadOps, d.WriteOps, true, false
 			}
 		}
 	}
@@ -361,7 +361,9 @@ func (s *Service) guestSample(now time.Time, ref GuestRef, r guestRead) *guestSt
 	}
 	if r.c.haveDisk && prev.c.haveDisk {
 		m.DiskRead, m.DiskWrite = rate(r.c.rdBytes, prev.c.rdBytes, dt), rate(r.c.wrBytes, prev.c.wrBytes, dt)
-		m.ReadOps, m.WriteOps = rate(r.c.rdOps, prev.c.rdOps, dt), rate(r.c.wrOps, prev.c.wrOps, dt)
+		if !r.c.noOps {
+			m.ReadOps, m.WriteOps = rate(r.c.rdOps, prev.c.rdOps, dt), rate(r.c.wrOps, prev.c.wrOps, dt)
+		}
 	}
 	if len(ref.Ifaces) > 0 {
 		m.NetIn, m.NetOut = rate(r.c.netIn, prev.c.netIn, dt), rate(r.c.netOut, prev.c.netOut, dt)

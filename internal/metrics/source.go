@@ -69,6 +69,7 @@ type counters struct {
 	cpuSec                         float64
 	rdBytes, wrBytes, rdOps, wrOps uint64
 	haveDisk                       bool
+	noOps                          bool // the disk byte counters have no operation counts
 	netIn, netOut                  uint64
 }
 
@@ -208,38 +209,35 @@ func cgroupIO(cg Cgroup, c *counters) error {
 		c.haveDisk = true
 		return sc.Err()
 	}
-	if cg.BlkIO == "" {
+	// On v1 the blkio controller's throttle counters stay at zero on
+	// blk-mq devices, so read what the kernel counts per process instead:
+	// /proc/<pid>/io of every process in the cgroup (each includes the
+	// children it reaped). Operation counts have no such source.
+	dir := cg.BlkIO
+	if dir == "" {
+		dir = cg.Memory
+	}
+	if dir == "" {
+		dir = cg.CPUAcct
+	}
+	if dir == "" {
 		return nil
 	}
-	read := func(file string, r, w *uint64) error {
-		f, err := os.Open(filepath.Join(cg.BlkIO, file))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fl := strings.Fields(sc.Text())
-			if len(fl) != 3 {
-				continue
-			}
-			n, _ := strconv.ParseUint(fl[2], 10, 64)
-			switch fl[1] {
-			case "Read":
-				*r += n
-			case "Write":
-				*w += n
-			}
-		}
-		return sc.Err()
-	}
-	if err := read("blkio.throttle.io_service_bytes_recursive", &c.rdBytes, &c.wrBytes); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
 		return err
 	}
-	if err := read("blkio.throttle.io_serviced_recursive", &c.rdOps, &c.wrOps); err != nil {
-		return err
+	for _, f := range strings.Fields(string(b)) {
+		readKV("/proc/"+f+"/io", func(k string, v uint64) {
+			switch k {
+			case "read_bytes:":
+				c.rdBytes += v
+			case "write_bytes:":
+				c.wrBytes += v
+			}
+		})
 	}
-	c.haveDisk = true
+	c.haveDisk, c.noOps = true, true
 	return nil
 }
 
