@@ -10,8 +10,11 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/corral-project/corral/internal/daemon.Version=$(VERSION) -X github.com/corral-project/corral/internal/daemon.Commit=$(COMMIT) -X main.cliVersion=$(VERSION)
 
 # Debian packages: build (cgo for PAM) and what the tests drive for real.
-APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates xorriso qemu-system-x86 qemu-utils qemu-block-extra btrfs-progs curl
-APT_TEST  := passwd login tgt xorriso e2fsprogs
+APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates curl
+APT_BUILD += xorriso qemu-system-x86 qemu-utils qemu-block-extra ovmf btrfs-progs
+APT_BUILD += lxc uidmap busybox-static openssl xz-utils zstd debootstrap
+APT_BUILD += dnsmasq-base iproute2
+APT_TEST  := passwd login tgt xorriso e2fsprogs iputils-ping busybox iperf3
 RUN_DIR   ?= $(CURDIR)/.corral
 SOCKET    ?= $(if $(filter 0,$(shell id -u)),/run/corral/corral.sock,$(RUN_DIR)/corral.sock)
 
@@ -38,7 +41,7 @@ vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 test: deps-test vet build
-	go test -count=1 -timeout 20m ./... 2>&1 | tee .test.log | grep -v '^=== ' ; test $${PIPESTATUS[0]} -eq 0
+	go test -v -count=1 -timeout 20m ./... 2>&1 | tee .test.log | grep -v -E '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)' ; test $${PIPESTATUS[0]} -eq 0
 	@scripts/skipped.sh .test.log
 	$(MAKE) --no-print-directory fuzz
 
@@ -49,7 +52,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseVolID$$' -fuzztime $(FUZZTIME) ./internal/storage/
 
 # The comparisons run the real alternatives: Debian's libvirt for virsh.
-APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso
+APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso iperf3 iputils-ping
 bench: build
 	@scripts/apt-ensure.sh $(APT_BENCH)
 	go run ./bench -out docs/benchmarks.md

@@ -42,6 +42,9 @@ type VMConfig struct {
 	Sockets     int          `json:"sockets" minimum:"1" maximum:"4"`
 	CPU         string       `json:"cpu" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
 	Memory      int          `json:"memory" minimum:"16" maximum:"4194304" doc:"MiB"`
+	VCPUs       int          `json:"vcpus,omitempty" minimum:"0" maximum:"512" doc:"vCPUs online; 0 = cores×sockets. With hotplug cpu it changes while the VM runs"`
+	MaxMemory   int          `json:"maxmemory,omitempty" minimum:"0" maximum:"4194304" doc:"MiB the memory may grow to while running (hotplug memory); default 4×memory"`
+	Hotplug     []string     `json:"hotplug,omitempty" maxItems:"2" uniqueItems:"true" enum:"cpu,memory" doc:"what may be added while the VM runs besides virtio disks: cpu, memory"`
 	Balloon     int          `json:"balloon,omitempty" minimum:"0" maximum:"4194304" doc:"MiB; 0 disables the balloon device"`
 	Machine     string       `json:"machine" enum:"q35,pc"`
 	BIOS        string       `json:"bios" enum:"seabios,ovmf"`
@@ -56,13 +59,14 @@ type VMConfig struct {
 	Protection  bool         `json:"protection,omitempty" doc:"refuse deletion"`
 	Template    bool         `json:"template,omitempty" readOnly:"true"`
 	UUID        string       `json:"uuid" readOnly:"true" doc:"SMBIOS UUID, stable for the VM's life"`
+	EFIVars     string       `json:"efivars,omitempty" readOnly:"true" doc:"volume with the VM's UEFI variables (bios ovmf), made at its first start"`
 }
 
 // VM is a VM as the API returns it: its config, pending changes, lock and digest.
 type VM struct {
 	Config  VMConfig  `json:"config"`
 	Pending *VMConfig `json:"pending,omitempty" doc:"changes that apply at the next start"`
-	Lock    string    `json:"lock,omitempty" doc:"running operation: create, clone, snapshot, backup, migrate"`
+	Lock    string    `json:"lock,omitempty" doc:"running operation: create, clone, snapshot, rollback, snapshot-delete, template, disk, backup, migrate"`
 	Status  string    `json:"status"`
 	Digest  string    `json:"digest"`
 }
@@ -79,6 +83,9 @@ type VMCreate struct {
 	Sockets     int          `json:"sockets,omitempty" minimum:"0" maximum:"4"`
 	CPU         string       `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64,"`
 	Memory      int          `json:"memory,omitempty" minimum:"0" maximum:"4194304"`
+	VCPUs       int          `json:"vcpus,omitempty" minimum:"0" maximum:"512"`
+	MaxMemory   int          `json:"maxmemory,omitempty" minimum:"0" maximum:"4194304"`
+	Hotplug     []string     `json:"hotplug,omitempty" maxItems:"2" uniqueItems:"true" enum:"cpu,memory"`
 	Balloon     int          `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
 	Machine     string       `json:"machine,omitempty" enum:"q35,pc,"`
 	BIOS        string       `json:"bios,omitempty" enum:"seabios,ovmf,"`
@@ -103,7 +110,10 @@ type VMUpdate struct {
 	Cores       *int         `json:"cores,omitempty" minimum:"1" maximum:"128"`
 	Sockets     *int         `json:"sockets,omitempty" minimum:"1" maximum:"4"`
 	CPU         *string      `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
-	Memory      *int         `json:"memory,omitempty" minimum:"16" maximum:"4194304"`
+	Memory      *int         `json:"memory,omitempty" minimum:"16" maximum:"4194304" doc:"with hotplug memory, growth in 128 MiB steps applies live"`
+	VCPUs       *int         `json:"vcpus,omitempty" minimum:"0" maximum:"512" doc:"with hotplug cpu, applies live"`
+	MaxMemory   *int         `json:"maxmemory,omitempty" minimum:"0" maximum:"4194304"`
+	Hotplug     *[]string    `json:"hotplug,omitempty" maxItems:"2" uniqueItems:"true" enum:"cpu,memory"`
 	Balloon     *int         `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
 	Machine     *string      `json:"machine,omitempty" enum:"q35,pc"`
 	BIOS        *string      `json:"bios,omitempty" enum:"seabios,ovmf"`

@@ -15,7 +15,9 @@
 //     template on dir (qcow2) and btrfs next to qemu-img and btrfs by hand;
 //  6. VM start latency next to the same QEMU command line by hand and to
 //     libvirt's virsh create, and the daemon's memory per running VM;
-//  7. the CPU cost of a metrics sampling round over 200 simulated guests,
+//  7. network: guest-to-guest throughput through a bridge with and without
+//     the firewall (1,000 rules), and the time to apply 10,000 rules.
+//  8. the CPU cost of a metrics sampling round over 200 simulated guests,
 //     and the latency of the event stream's fan-out to 1,000 clients.
 //
 // Every anchor runs in the same invocation on the same machine, so the
@@ -67,10 +69,12 @@ type config struct {
 	vmLevels    []int
 	levelStarts int
 	settle      time.Duration
+	netSeconds  int
+	netRuns     int
 }
 
 // phases are the parts -only can pick.
-var phases = []string{"api", "storage", "vm", "metrics"}
+var phases = []string{"api", "storage", "vm", "net", "metrics"}
 
 // runs reports whether phase is part of this run.
 func (c config) runs(phase string) bool { return c.only == nil || c.only[phase] }
@@ -102,6 +106,8 @@ func parseFlags() (config, error) {
 	flag.StringVar(&levels, "vm-levels", "0,1,10,50", "comma-separated numbers of running VMs at which to read the daemon's memory and time starts")
 	flag.IntVar(&c.levelStarts, "level-starts", 5, "starts timed at each -vm-levels level (the median is reported)")
 	flag.DurationVar(&c.settle, "settle", 3*time.Second, "wait after reaching a -vm-levels level before reading memory")
+	flag.IntVar(&c.netSeconds, "net-seconds", 5, "length of one iperf3 run in the network phase")
+	flag.IntVar(&c.netRuns, "net-runs", 5, "iperf3 runs per firewall setup (the median is reported)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", flag.Args())
@@ -198,6 +204,15 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("VM phase: %w", err)
 		}
 		r.vms = &v
+	}
+
+	if cfg.runs("net") {
+		logf("network phase: firewall throughput and ruleset apply")
+		nr, err := l.netPhase(ctx)
+		if err != nil {
+			return fmt.Errorf("network phase: %w", err)
+		}
+		r.net = &nr
 	}
 
 	if cfg.runs("metrics") {

@@ -38,6 +38,7 @@ type report struct {
 	apiWrites    []writeResult
 	storage      *storageResult // nil when the phase did not run
 	vms          *vmResult      // nil when the phase did not run
+	net          *netResult     // nil when the phase did not run
 	metrics      *metricsResult // nil when the phase did not run
 
 	section int // numbers the sections in the order they are written
@@ -156,6 +157,9 @@ func (r *report) markdown() string {
 	if r.vms != nil {
 		r.vmSection(&b)
 	}
+	if r.net != nil {
+		r.netSection(&b)
+	}
 	if r.metrics != nil {
 		r.metricsSection(&b)
 	}
@@ -238,6 +242,9 @@ func (r *report) summary(b *strings.Builder) {
 			fmt.Fprintf(b, "| Daemon memory < 1 MB per running VM (VmRSS with %d VMs running minus with none, ÷ %d; daemon restarted at each level, see §VM start) | %s | %s |\n",
 				n, n, kb(per), yesNo(per*1024 < targetMemPerVMB))
 		}
+	}
+	if r.net != nil {
+		r.netSummary(b)
 	}
 	if m := r.metrics; m != nil {
 		fmt.Fprintf(b, "| Sampling the node and %d running guests costs < %.0f %% of one core at a %s interval (median of %d rounds; simulated guests, see §Metrics) | %.3f %% | %s |\n",

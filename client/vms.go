@@ -289,6 +289,16 @@ func (c *Client) VNCConsole(ctx context.Context, vmid int, ticket string) (net.C
 // dialWebsocket opens one of the server's byte-stream websockets (binary
 // frames) with the client's credentials and transport.
 func (c *Client) dialWebsocket(ctx context.Context, path string, query url.Values) (net.Conn, error) {
+	ws, err := c.dialWS(ctx, path, query)
+	if err != nil {
+		return nil, err
+	}
+	return consoleConn{websocket.NetConn(ctx, ws, websocket.MessageBinary)}, nil
+}
+
+// dialWS opens a websocket with the client's credentials and transport;
+// the caller reads and writes whole messages.
+func (c *Client) dialWS(ctx context.Context, path string, query url.Values) (*websocket.Conn, error) {
 	req, err := c.newRequest(ctx, http.MethodGet, path, query, nil, nil)
 	if err != nil {
 		return nil, err
@@ -324,7 +334,7 @@ func (c *Client) dialWebsocket(ctx context.Context, path string, query url.Value
 	// A guest may write a burst (a boot log, a screen update) larger than
 	// the library's default frame limit.
 	ws.SetReadLimit(1 << 20)
-	return consoleConn{websocket.NetConn(ctx, ws, websocket.MessageBinary)}, nil
+	return ws, nil
 }
 
 // consoleConn reads the end of the stream as io.EOF however the server

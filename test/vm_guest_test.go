@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +90,7 @@ func TestVMBootsTestGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	cr, err := createVM(t, c, api.VMCreate{VMID: 100, Name: "guest", Memory: 256, Machine: "pc",
+		Cores: 2, VCPUs: 1, Hotplug: []string{"cpu", "memory"},
 		CDROMs: []api.VMCDROM{{Volume: "local:iso/guest.iso"}}, Boot: []string{"cdrom0"},
 		Disks: []api.VMDisk{{Bus: "virtio", Storage: "local", Size: "64M"}}, Start: true})
 	if err != nil {
@@ -137,6 +139,16 @@ func TestVMBootsTestGuest(t *testing.T) {
 	if _, err := c.Do(bg, "POST", "/vms/100/snapshot", nil, api.VMSnapshotCreate{Name: "live"}, &ref); err != nil {
 		t.Fatal(err)
 	}
+	// While the snapshot runs, the VM is locked: a change is refused and
+	// the refusal names the lock.
+	name := "renamed"
+	_, lockErr := c.Do(bg, "PUT", "/vms/100/config", nil, api.VMUpdate{Name: &name}, nil)
+	if tk, _ := c.Task(bg, ref.Task); lockErr == nil && tk.Status == "running" {
+		t.Fatal("a config change went through while the snapshot task held the lock")
+	} else if lockErr != nil && !strings.Contains(lockErr.Error(), "locked (snapshot)") {
+		t.Fatalf("change during snapshot: %v", lockErr)
+	}
+	t.Logf("change during the snapshot: %v", lockErr)
 	waitOK(t, c, ref.Task)
 	send("echo after > /tmp/marker && echo remarked")
 	expect(t, r, "remarked", 10*time.Second)
@@ -165,31 +177,75 @@ func TestVMBootsTestGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOK(t, c, ref.Task)
-	found := make(chan bool, 1)
-	go func() { // the only reader until it finds the line or the stream ends
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				found <- false
-				return
-			}
-			if strings.Contains(line, "has-vdb") {
-				found <- true
-				return
-			}
-		}
-	}()
-	hotplugged := false
-	for i := 0; i < 20 && !hotplugged; i++ {
-		send("test -b /dev/vdb && echo has-vdb")
-		select {
-		case hotplugged = <-found:
-			i = 20
-		case <-time.After(time.Second):
-		}
-	}
+	_, hotplugged := pollGuest(t, r, send, "test -b /dev/vdb && echo has-vdb", "has-vdb", 20*time.Second)
 	if !hotplugged {
 		t.Fatal("the hotplugged disk never appeared in the guest as /dev/vdb")
+	}
+
+	// The running VM's disk moves to another pool (drive-mirror); the
+	// guest keeps using it and the data is in the new volume.
+	send("echo corral-mirror > /dev/vdb && sync && echo written")
+	expect(t, r, "written", 10*time.Second)
+	second := t.TempDir()
+	if _, err := c.Do(bg, "POST", "/storage", nil, api.Storage{Storage: "second", Type: "dir", Path: second, Content: []string{"images"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(bg, "POST", "/vms/100/disks/1/move", nil, api.VMDiskMove{Storage: "second", Format: "raw", Delete: true}, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	var vm api.VM
+	c.Do(bg, "GET", "/vms/100/config", nil, nil, &vm)
+	if len(vm.Config.Disks) != 2 || !strings.HasPrefix(vm.Config.Disks[1].Volume, "second:") {
+		t.Fatalf("after the live move: %+v", vm.Config.Disks)
+	}
+	moved, _ := filepath.Glob(filepath.Join(second, "images", "100", "*"))
+	if len(moved) != 1 {
+		t.Fatalf("moved volume files: %v", moved)
+	}
+	if b, err := os.ReadFile(moved[0]); err != nil || !strings.HasPrefix(string(b), "corral-mirror") {
+		t.Fatalf("the mirrored volume does not hold the guest's data (%v): %q", err, b[:min(len(b), 32)])
+	}
+	send("echo 3 > /proc/sys/vm/drop_caches; head -c 13 /dev/vdb; echo")
+	expect(t, r, "corral-mirror", 10*time.Second)
+
+	// The last disk comes out of the running VM: the guest loses /dev/vdb.
+	if _, err := c.Do(bg, "DELETE", "/vms/100/disks/1", url.Values{"free": {"true"}}, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	if _, ok := pollGuest(t, r, send, "test -b /dev/vdb || echo no-vdb", "no-vdb", 20*time.Second); !ok {
+		t.Fatal("the unplugged disk is still in the guest")
+	}
+
+	// vCPUs and memory are added to the running VM; the guest sees them,
+	// and nothing is left pending.
+	const countBlocks = "echo memblocks-$(ls -d /sys/devices/system/memory/memory* | wc -l)"
+	line, ok := pollGuest(t, r, send, countBlocks, "memblocks-", 10*time.Second)
+	var blocks int
+	if _, err := fmt.Sscanf(line[strings.Index(line, "memblocks-"):], "memblocks-%d", &blocks); !ok || err != nil {
+		t.Fatalf("memory blocks in the guest: %q %v", line, err)
+	}
+	two, more := 2, 384
+	if _, err := c.Do(bg, "PUT", "/vms/100/config", nil, api.VMUpdate{VCPUs: &two, Memory: &more}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.Pending != nil || vm.Config.VCPUs != 2 || vm.Config.Memory != 384 {
+		t.Fatalf("after the live change: config %+v pending %+v", vm.Config, vm.Pending)
+	}
+	if _, ok := pollGuest(t, r, send, "test -d /sys/devices/system/cpu/cpu1 && echo has-cpu1", "has-cpu1", 20*time.Second); !ok {
+		t.Fatal("the hotplugged vCPU never appeared in the guest")
+	}
+	// The DIMM shows up as one more memory block (128 MiB each).
+	if got, ok := pollGuest(t, r, send, countBlocks, fmt.Sprintf("memblocks-%d", blocks+1), 20*time.Second); !ok {
+		t.Fatalf("the guest had %d memory blocks and still has (%s)", blocks, got)
+	}
+	less := 256
+	if _, err := c.Do(bg, "PUT", "/vms/100/config", nil, api.VMUpdate{Memory: &less}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.Pending == nil || vm.Pending.Memory != 256 || vm.Config.Memory != 384 {
+		t.Fatalf("shrinking memory should wait for a restart: config %d pending %+v", vm.Config.Memory, vm.Pending)
 	}
 
 	// ACPI shutdown: the guest powers itself off, the VM shows stopped.
@@ -244,5 +300,88 @@ func TestVMCloudInitSeed(t *testing.T) {
 	label, _ := exec.Command("xorriso", "-indev", iso, "-pvd_info").CombinedOutput()
 	if !strings.Contains(string(label), "cidata") {
 		t.Errorf("volume label: %s", label)
+	}
+}
+
+// pollGuest sends cmd on the serial console until a line containing want
+// comes back, for up to within.
+// It returns the matching line, or the last line read and false.
+func pollGuest(t *testing.T, r *bufio.Reader, send func(string), cmd, want string, within time.Duration) (string, bool) {
+	t.Helper()
+	type result struct {
+		line string
+		ok   bool
+	}
+	found := make(chan result, 1)
+	var last atomic.Value
+	last.Store("")
+	go func() { // the only reader until it finds the line or the stream ends
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				found <- result{line, false}
+				return
+			}
+			line = strings.TrimSpace(line)
+			last.Store(line)
+			if strings.Contains(line, want) && !strings.Contains(line, strings.TrimSpace(cmd)) {
+				t.Logf("guest: %s", line)
+				found <- result{line, true}
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		send(cmd)
+		select {
+		case res := <-found:
+			return res.line, res.ok
+		case <-time.After(time.Second):
+		}
+	}
+	return last.Load().(string), false
+}
+
+// TestVMUEFIFirmware boots a VM with OVMF: the firmware's shell comes up
+// on the serial console and runs a command; the VM got its own UEFI
+// variable store, which goes with the VM when it is destroyed.
+func TestVMUEFIFirmware(t *testing.T) {
+	needQEMU(t)
+	if _, err := os.Stat("/usr/share/OVMF/OVMF_CODE_4M.fd"); err != nil {
+		t.Skip("Debian's ovmf package is not installed (make test installs it)")
+	}
+	n := StartNode(t)
+	c := n.Admin()
+	cr, err := createVM(t, c, api.VMCreate{VMID: 120, Name: "uefi", Memory: 256, BIOS: "ovmf", Machine: "q35", Start: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, cr.Task)
+	r, send, closeConsole := serialConsole(t, n, c, 120)
+	defer closeConsole()
+	// The shell takes a carriage return as Enter.
+	if line, ok := pollGuest(t, r, send, "echo corral uefi\r", "corral uefi", 120*time.Second); !ok {
+		t.Fatalf("the UEFI shell never answered on the serial console (last line %q)", line)
+	}
+	closeConsole()
+	var vm api.VM
+	c.Do(bg, "GET", "/vms/120/config", nil, nil, &vm)
+	if vm.Config.EFIVars == "" {
+		t.Fatalf("no UEFI variable store recorded: %+v", vm.Config)
+	}
+	upid, _ := vmAction(t, c, 120, "stop")
+	waitOK(t, c, upid)
+	var ref api.TaskRef
+	if _, err := c.Do(bg, "DELETE", "/vms/120", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	var vols []api.Volume
+	c.Do(bg, "GET", "/nodes/n1/storage/local/content", nil, nil, &vols)
+	for _, v := range vols {
+		if v.VolID == vm.Config.EFIVars {
+			t.Fatalf("the UEFI variable store outlived its VM: %s", v.VolID)
+		}
 	}
 }

@@ -178,8 +178,10 @@ func TestVMLifecycleAndRestart(t *testing.T) {
 	if vols := contentOf(t, c, "local", "images"); len(vols) != 1 || vols[0].Size != 80<<20 {
 		t.Fatalf("after online resize: %+v", vols)
 	}
-	if _, err := c.Do(bg, "POST", "/vms/100/disks/0/move", nil, api.VMDiskMove{Storage: "local"}, nil); client.StatusOf(err) != 409 {
-		t.Fatalf("move disk of a running VM: %v", err)
+	for _, mv := range []api.VMDiskMove{{Storage: "local"}, {Storage: "nowhere"}} {
+		if _, err := c.Do(bg, "POST", "/vms/100/disks/0/move", nil, mv, nil); client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "storage") {
+			t.Fatalf("move disk to %s: %v", mv.Storage, err)
+		}
 	}
 
 	// Suspend/resume.

@@ -129,6 +129,11 @@ type vmTaskResult struct {
 // waits for the task and says how it ended; a task that did not end ok
 // makes the command fail.
 func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, upid string, wait bool, done string) error {
+	return a.finishGuestTask(ctx, c, "VM", vmid, upid, wait, done)
+}
+
+// finishGuestTask is finishVMTask for any guest type (kind: "VM", "Container").
+func (a *cliApp) finishGuestTask(ctx context.Context, c *client.Client, kind string, vmid int, upid string, wait bool, done string) error {
 	res := vmTaskResult{VMID: vmid, Task: upid}
 	if !wait {
 		if a.output == formatTable {
@@ -158,7 +163,7 @@ func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, u
 		return &exitCodeError{code: exitError, err: fmt.Errorf("task %s %s: %s", upid, task.Status, msg)}
 	}
 	if a.output == formatTable {
-		fmt.Fprintf(a.stdout, "VM %d %s.\n", vmid, done)
+		fmt.Fprintf(a.stdout, "%s %d %s.\n", kind, vmid, done)
 		return nil
 	}
 	return a.printValue(res, nil)
@@ -167,10 +172,14 @@ func (a *cliApp) finishVMTask(ctx context.Context, c *client.Client, vmid int, u
 // finishVMCreated is finishVMTask for the commands that make a VM (create,
 // clone): without waiting, the table also names the new VM's ID.
 func (a *cliApp) finishVMCreated(ctx context.Context, c *client.Client, cr *client.VMCreated, wait bool, done string) error {
+	return a.finishGuestCreated(ctx, c, "VM", cr, wait, done)
+}
+
+func (a *cliApp) finishGuestCreated(ctx context.Context, c *client.Client, kind string, cr *client.VMCreated, wait bool, done string) error {
 	if !wait && a.output == formatTable {
 		return a.printObject(cr, []kvField{{"vmid", strconv.Itoa(cr.VMID)}, {"task", cr.Task}})
 	}
-	return a.finishVMTask(ctx, c, cr.VMID, cr.Task, wait, done)
+	return a.finishGuestTask(ctx, c, kind, cr.VMID, cr.Task, wait, done)
 }
 
 // specFields splits a key=value,... spec as --disk and --net take. A key
@@ -383,6 +392,8 @@ func vmConfigSections(c *api.VMConfig) [][]kvField {
 		{"tags", strings.Join(c.Tags, ",")},
 		{"cores", strconv.Itoa(c.Cores)},
 		{"sockets", strconv.Itoa(c.Sockets)},
+		{"vcpus", vcpuText(c)},
+		{"hotplug", strings.Join(c.Hotplug, ",")},
 		{"cpu", c.CPU},
 		{"memory", fmtMiB(c.Memory)},
 		{"balloon", balloon},
@@ -617,8 +628,9 @@ func (a *cliApp) newVMStatusCmd() *cobra.Command {
 // vmFlags are the config flags shared by create and set.
 type vmFlags struct {
 	name, description, cpu, machine, bios, vga string
-	memory, balloon, cores, sockets            int
-	tags, boot, cdroms, nets                   []string
+	memory, balloon, cores, sockets, vcpus     int
+	maxmemory                                  int
+	tags, boot, cdroms, nets, hotplug          []string
 	serial, onboot, protection                 bool
 }
 
@@ -630,6 +642,9 @@ func (f *vmFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.balloon, "balloon", 0, "balloon target in MiB (0: no balloon device)")
 	fs.IntVar(&f.cores, "cores", 0, "cores per socket")
 	fs.IntVar(&f.sockets, "sockets", 0, "CPU sockets")
+	fs.IntVar(&f.vcpus, "vcpus", 0, "vCPUs online (default cores×sockets; live with --hotplug cpu)")
+	fs.StringSliceVar(&f.hotplug, "hotplug", nil, `what may be added while running: cpu, memory ("" for none)`)
+	fs.IntVar(&f.maxmemory, "maxmemory", 0, "MiB memory may grow to while running (--hotplug memory; default 4×memory)")
 	fs.StringVar(&f.cpu, "cpu", "", "CPU model: host, max, x86-64-v2, x86-64-v2-AES, x86-64-v3, qemu64, kvm64")
 	fs.StringVar(&f.machine, "machine", "", "machine type: q35 or pc")
 	fs.StringVar(&f.bios, "bios", "", "firmware: seabios or ovmf")
@@ -671,6 +686,7 @@ The disks are allocated in a task; the command waits for it unless
 			}
 			in := api.VMCreate{VMID: vmid, Name: f.name, Description: f.description, Tags: f.tags,
 				Cores: f.cores, Sockets: f.sockets, CPU: f.cpu, Memory: f.memory, Balloon: f.balloon,
+				VCPUs: f.vcpus, MaxMemory: f.maxmemory, Hotplug: f.hotplug,
 				Machine: f.machine, BIOS: f.bios, Boot: f.boot, VGA: f.vga,
 				OnBoot: f.onboot, Protection: f.protection, Start: start}
 			for _, spec := range disks {
@@ -764,6 +780,12 @@ order, display) are kept pending until the VM is next started: see
 			str("cpu", &u.CPU, &f.cpu)
 			num("memory", &u.Memory, &f.memory)
 			num("balloon", &u.Balloon, &f.balloon)
+			num("vcpus", &u.VCPUs, &f.vcpus)
+			num("maxmemory", &u.MaxMemory, &f.maxmemory)
+			if fs.Changed("hotplug") {
+				h := slices.DeleteFunc(f.hotplug, func(s string) bool { return s == "" })
+				u.Hotplug, changed = &h, true
+			}
 			str("machine", &u.Machine, &f.machine)
 			str("bios", &u.BIOS, &f.bios)
 			if fs.Changed("boot") {
@@ -1526,4 +1548,12 @@ func proxy(x, y net.Conn) {
 	x.Close()
 	y.Close()
 	<-done
+}
+
+// vcpuText shows the vCPUs online, blank when all are (the default).
+func vcpuText(c *api.VMConfig) string {
+	if c.VCPUs == 0 {
+		return ""
+	}
+	return strconv.Itoa(c.VCPUs)
 }

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +26,9 @@ import (
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/lxc"
 	"github.com/corral-project/corral/internal/metrics"
+	"github.com/corral-project/corral/internal/network/stack"
 	"github.com/corral-project/corral/internal/node"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/server"
@@ -137,15 +141,36 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	defer auditFile.Close()
 
+	netStack, err := stack.New(stack.Config{Node: c.Node, NetNS: c.NetNS, Address: c.Address, RunDir: filepath.Join(c.DataDir, "run", "network"),
+		Store: st, Log: log, MgmtPorts: mgmtPorts(c), Peers: func() []string {
+			var out []string
+			for _, n := range nodes.List() {
+				out = append(out, n.Address)
+			}
+			return out
+		}})
+	if err != nil {
+		return err
+	}
+	defer netStack.Close()
+
 	guests := guest.NewRegistry(st)
 	vms, err := qemu.NewManager(qemu.Deps{Node: c.Node, RunDir: filepath.Join(c.DataDir, "run", "qemu"), Log: log, Store: st,
 		Guests: guests, Storage: stor, Tasks: tasks,
-		KVM: func(ctx context.Context) bool { k, _ := node.KVM(ctx); return k.Available }})
+		KVM: func(ctx context.Context) bool { k, _ := node.KVM(ctx); return k.Available }, Net: netStack})
 	if err != nil {
 		return err
 	}
 	vms.Reconcile(sctx)
 	defer vms.Close()
+	cts, err := lxc.NewManager(lxc.Deps{Node: c.Node, LXCPath: filepath.Join(c.DataDir, "lxc"), Log: log, Store: st,
+		Guests: guests, Storage: stor, Tasks: tasks})
+	if err != nil {
+		return err
+	}
+	cts.Reconcile(sctx)
+	defer cts.Close()
+	netStack.Start(runCtx) // after the drivers registered their running guests' NICs
 
 	metricServers := metrics.NewServers(st)
 	met, err := metrics.New(metrics.Config{Node: c.Node, Dir: filepath.Join(c.DataDir, "rrd"), Interval: c.MetricsInterval, Log: log,
@@ -169,6 +194,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
 		Guests:  guests,
 		VMs:     vms,
+		CTs:     cts,
+		Net:     netStack,
 		Storage: stor,
 		Events:  hub,
 		Metrics: met, MetricServers: metricServers,
@@ -278,4 +305,22 @@ func peerContext(ctx context.Context, conn net.Conn) context.Context {
 		return ctx
 	}
 	return server.WithPeer(ctx, cred.Uid)
+}
+
+// mgmtPorts are the TCP ports the node firewall never closes: the API, the
+// store's peer port and ssh.
+func mgmtPorts(c Config) []uint16 {
+	ports := []uint16{22}
+	addrs := []string{c.Listen}
+	if u, err := url.Parse(c.StorePeerURL); err == nil {
+		addrs = append(addrs, u.Host)
+	}
+	for _, a := range addrs {
+		if _, p, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil && n > 0 {
+				ports = append(ports, uint16(n))
+			}
+		}
+	}
+	return ports
 }

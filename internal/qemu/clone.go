@@ -34,8 +34,7 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 	if err := checkIdle(o); err != nil {
 		return "", err
 	}
-	return m.tasks.Start(ctx, "qmtemplate", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+	return m.lockedTask(ctx, vmid, "template", "qmtemplate", user, func(ctx context.Context, l *task.Log) error {
 		o, err := m.get(vmid)
 		if err != nil {
 			return err
@@ -108,6 +107,9 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.VMClone, user stri
 	}
 	c := src
 	c.VMID, c.Template, c.UUID = newid, false, newUUID()
+	// The clone gets a fresh UEFI variable store at its first start: the
+	// source's boot entries name the source's disks anyway.
+	c.EFIVars = ""
 	c.Name = in.Name
 	if c.Name == "" && src.Name != "" {
 		c.Name = strings.TrimRight(src.Name[:min(len(src.Name), 57)], "-.") + "-clone"

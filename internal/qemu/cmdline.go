@@ -30,8 +30,10 @@ type Resolved struct {
 	DiskPaths  []string
 	DiskFmts   []string
 	CDROMPaths []string // "" for an empty drive
+	Taps       []string // host tap device of each NIC, made by the network layer
 	KVM        bool
 	OVMFCode   string
+	OVMFVars   string // the VM's own copy of the UEFI variable store
 }
 
 // BuildArgs is the one place a VM's QEMU command line is made: read it and
@@ -71,8 +73,8 @@ func BuildArgs(c api.VMConfig, p Paths, r Resolved) []string {
 		"-machine", "type=" + c.Machine,
 		"-accel", accel,
 		"-cpu", cpu,
-		"-smp", fmt.Sprintf("%d,sockets=%d,cores=%d,threads=1", c.Cores*c.Sockets, c.Sockets, c.Cores),
-		"-m", strconv.Itoa(c.Memory),
+		"-smp", fmt.Sprintf("%d,sockets=%d,cores=%d,threads=1,maxcpus=%d", vcpus(c), c.Sockets, c.Cores, c.Cores*c.Sockets),
+		"-m", memoryArg(c),
 		"-chardev", "socket,id=qmp,path=" + p.QMP + ",server=on,wait=off",
 		"-mon", "chardev=qmp,mode=control",
 		"-rtc", "base=utc",
@@ -87,7 +89,8 @@ func BuildArgs(c api.VMConfig, p Paths, r Resolved) []string {
 		}
 	}
 	if c.BIOS == "ovmf" {
-		a = append(a, "-drive", "if=pflash,unit=0,format=raw,readonly=on,file="+r.OVMFCode)
+		a = append(a, "-drive", "if=pflash,unit=0,format=raw,readonly=on,file="+r.OVMFCode,
+			"-drive", "if=pflash,unit=1,format=raw,file="+r.OVMFVars)
 	}
 	if c.Serial || c.VGA == "serial0" {
 		a = append(a, "-chardev", "socket,id=serial0,path="+p.Serial+",server=on,wait=off", "-serial", "chardev:serial0")
@@ -159,6 +162,7 @@ func BuildArgs(c api.VMConfig, p Paths, r Resolved) []string {
 		}
 		a = append(a, "-drive", drive, "-device", "ide-cd,bus="+nextIDE()+",drive=drive-"+id+",id="+id+bootindex(id))
 	}
+	a = append(a, netArgs(c, r.Taps, bootindex)...)
 	if c.Balloon > 0 {
 		a = append(a, "-device", "virtio-balloon-pci,id=balloon0")
 	}

@@ -93,6 +93,18 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 	if c.Cores*c.Sockets > 512 {
 		return errs.Invalid("cores", "at most 512 vCPUs")
 	}
+	if c.VCPUs > c.Cores*c.Sockets {
+		return errs.Invalid("vcpus", "at most cores×sockets (%d)", c.Cores*c.Sockets)
+	}
+	if c.MaxMemory != 0 && c.MaxMemory < c.Memory {
+		return errs.Invalid("maxmemory", "must be at least memory (%d MiB)", c.Memory)
+	}
+	if c.MaxMemory != 0 && !slices.Contains(c.Hotplug, "memory") {
+		return errs.Invalid("maxmemory", "only used with hotplug memory")
+	}
+	if slices.Contains(c.Hotplug, "memory") && c.Memory%memStep != 0 {
+		return errs.Invalid("memory", "with hotplug memory, a multiple of %d MiB", memStep)
+	}
 	ide := 0
 	for i, d := range c.Disks {
 		f := func(n string) string { return fmt.Sprintf("disks[%d].%s", i, n) }
@@ -154,8 +166,13 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 	if ide > maxIDE {
 		return errs.Invalid("disks", "%s machines have %d IDE/SATA slots (disks and CD-ROMs), %d requested", c.Machine, maxIDE, ide)
 	}
-	if len(c.Nets) > 0 {
-		return errs.Invalid("nets", "guest network interfaces need the network layer (bridges and taps), which this node does not have yet")
+	if len(c.Nets) > 0 && m.net == nil {
+		return errs.Invalid("nets", "guest network interfaces need the network layer, which this node does not run")
+	}
+	for i, n := range c.Nets {
+		if n.Bridge == "" {
+			return errs.Invalid(fmt.Sprintf("nets[%d].bridge", i), "a NIC needs a bridge or vnet")
+		}
 	}
 	for i, b := range c.Boot {
 		if !bootRe.MatchString(b) {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
@@ -37,8 +38,7 @@ func (m *Manager) diskOp(ctx context.Context, vmid, disk int, typ, user string, 
 	if err := checkIdle(o); err != nil {
 		return "", err
 	}
-	return m.tasks.Start(ctx, typ, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+	return m.lockedTask(ctx, vmid, "disk", typ, user, func(ctx context.Context, l *task.Log) error {
 		o, err := m.get(vmid)
 		if err != nil {
 			return err
@@ -97,8 +97,10 @@ func (m *Manager) ResizeDisk(ctx context.Context, vmid, disk int, size, user str
 	})
 }
 
-// MoveDisk copies a stopped VM's disk to another pool with qemu-img
-// convert and switches the config to it; the source is freed on request.
+// MoveDisk copies a disk to another pool and switches the config to it;
+// the source is freed on request. A stopped VM's disk is copied with
+// qemu-img convert; a running VM's is mirrored by QEMU (drive-mirror), and
+// the guest goes on using the copy without a pause.
 func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMove, user string) (string, error) {
 	cfg, err := m.stor.Get(in.Storage)
 	if err != nil {
@@ -107,7 +109,13 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 	if !slices.Contains(cfg.Content, api.ContentImages) {
 		return "", errs.Invalid("storage", "storage %s does not hold disk images", in.Storage)
 	}
-	return m.diskOp(ctx, vmid, disk, "qmmove", user, true, func(ctx context.Context, c api.VMConfig, l *task.Log) error {
+	if o, err := m.get(vmid); err == nil && disk < len(o.Value.Config.Disks) {
+		if id, err := storage.ParseVolID(o.Value.Config.Disks[disk].Volume); err == nil && id.Storage == in.Storage &&
+			(in.Format == "" || strings.HasSuffix(id.Name, "."+in.Format)) {
+			return "", errs.Invalid("storage", "disk%d is already on %s in that format", disk, in.Storage)
+		}
+	}
+	return m.diskOp(ctx, vmid, disk, "qmmove", user, false, func(ctx context.Context, c api.VMConfig, l *task.Log) error {
 		src := c.Disks[disk].Volume
 		srcPath, err := m.volumePath(ctx, src, api.ContentImages)
 		if err != nil {
@@ -135,8 +143,16 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 		}
 		dstPath, err := m.volumePath(ctx, dst.VolID, api.ContentImages)
 		if err == nil {
-			l.Printf("copying %s to %s", src, dst.VolID)
-			err = qemuImg(ctx, "convert", "-p", "-n", "-f", vols[i].Format, "-O", dst.Format, srcPath, dstPath)
+			if p := m.proc(vmid); p != nil {
+				l.Printf("mirroring %s to %s while the VM runs", src, dst.VolID)
+				err = m.runJob(ctx, p, "drive-mirror", map[string]any{
+					"device": "drive-disk" + strconv.Itoa(disk), "target": dstPath, "format": dst.Format,
+					"mode": "existing", "sync": "full", "auto-dismiss": false,
+				}, l)
+			} else {
+				l.Printf("copying %s to %s", src, dst.VolID)
+				err = qemuImg(ctx, "convert", "-p", "-n", "-f", vols[i].Format, "-O", dst.Format, srcPath, dstPath)
+			}
 		}
 		if err != nil {
 			m.freeAll(ctx, []string{dst.VolID}, l)
@@ -263,11 +279,31 @@ func (m *Manager) importImage(ctx context.Context, vmid int, d api.VMDisk, src s
 	return v.VolID, nil
 }
 
-// DetachDisk removes a stopped VM's disk from its config, freeing the
-// volume when asked (otherwise it stays on the pool, still owned by the VM).
+// DetachDisk removes a disk from a VM's config, freeing the volume when
+// asked (otherwise it stays on the pool, still owned by the VM). A running
+// VM gives up its last disk through hot-unplug; device IDs follow disk
+// positions, so a disk in the middle waits for the VM to stop.
 func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, user string) (string, error) {
-	return m.diskOp(ctx, vmid, disk, "qmdetach", user, true, func(ctx context.Context, c api.VMConfig, l *task.Log) error {
+	if m.status(vmid) != "stopped" {
+		o, err := m.get(vmid)
+		if err != nil {
+			return "", err
+		}
+		switch n := len(o.Value.Config.Disks); {
+		case disk >= n: // diskOp says it doesn't exist
+		case disk != n-1:
+			return "", errs.Conflict("VM %d is running: only its last disk (disk%d) can be detached live; stop it to detach disk%d", vmid, n-1, disk)
+		case o.Value.Config.Disks[disk].Bus != "virtio":
+			return "", errs.Conflict("VM %d is running: disk%d is on %s, which can't be unplugged live", vmid, disk, o.Value.Config.Disks[disk].Bus)
+		}
+	}
+	return m.diskOp(ctx, vmid, disk, "qmdetach", user, false, func(ctx context.Context, c api.VMConfig, l *task.Log) error {
 		vol := c.Disks[disk].Volume
+		if m.proc(vmid) != nil {
+			if err := m.unplugDisk(ctx, vmid, disk, l); err != nil {
+				return err
+			}
+		}
 		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Config.Disks = slices.Delete(r.Config.Disks, disk, disk+1)
 			r.Config.Boot = slices.DeleteFunc(r.Config.Boot, func(b string) bool { return strings.HasPrefix(b, "disk") })
@@ -361,5 +397,64 @@ func (m *Manager) hotplugDisk(ctx context.Context, vmid, index int, d api.VMDisk
 		return fmt.Errorf("hotplug %s: %w", id, err)
 	}
 	l.Printf("%s plugged into the running VM", id)
+	return nil
+}
+
+// unplugDisk asks the guest to release a virtio disk (ACPI/PCIe hot-unplug)
+// and waits for QEMU to confirm, then drops the disk's block node.
+func (m *Manager) unplugDisk(ctx context.Context, vmid, index int, l *task.Log) error {
+	p := m.proc(vmid)
+	if p == nil {
+		return fmt.Errorf("VM %d is not running", vmid)
+	}
+	id := "disk" + strconv.Itoa(index)
+	// The root node's name: after a mirror it is no longer the one we gave.
+	var blocks []struct {
+		Device   string `json:"device"`
+		QDev     string `json:"qdev"`
+		Inserted *struct {
+			NodeName string `json:"node-name"`
+		} `json:"inserted"`
+	}
+	if err := p.mon.Execute(ctx, "query-block", nil, &blocks); err != nil {
+		return fmt.Errorf("QMP query-block: %w", err)
+	}
+	node := ""
+	for _, b := range blocks {
+		if b.Inserted != nil && b.Device == "" && (b.QDev == id || strings.HasPrefix(b.QDev, "/machine/peripheral/"+id+"/")) {
+			node = b.Inserted.NodeName
+		}
+	}
+	sub := p.mon.Subscribe("DEVICE_DELETED")
+	defer sub.Close()
+	if err := p.mon.Execute(ctx, "device_del", map[string]any{"id": id}, nil); err != nil {
+		return fmt.Errorf("unplug %s: %w", id, err)
+	}
+	l.Printf("asked the guest to release %s", id)
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for done := false; !done; {
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				return fmt.Errorf("unplug %s: the VM went away", id)
+			}
+			var d struct {
+				Device string `json:"device"`
+			}
+			ev.DecodeData(&d)
+			done = d.Device == id
+		case <-wait.Done():
+			return fmt.Errorf("unplug %s: the guest did not release the disk within 30s (is its OS running and hotplug-capable?)", id)
+		}
+	}
+	// A disk plugged at runtime has a block node of its own to remove; one
+	// from the command line went with its device.
+	if node != "" {
+		if err := p.mon.Execute(ctx, "blockdev-del", map[string]any{"node-name": node}, nil); err != nil {
+			l.Printf("block node %s: %v", node, err)
+		}
+	}
+	l.Printf("%s unplugged", id)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type Manager struct {
 	stor   *storage.Service
 	tasks  *task.Manager
 	kvm    func(context.Context) bool
+	net    NetPorts
 
 	locks   sync.Map // vmid -> *sync.Mutex: operations on one VM queue, never time out
 	mu      sync.Mutex
@@ -66,6 +68,18 @@ type Deps struct {
 	Storage *storage.Service
 	Tasks   *task.Manager
 	KVM     func(context.Context) bool
+	Net     NetPorts // nil: VMs can't have NICs
+}
+
+// NetPorts is what the VM driver needs of the network layer
+// (internal/network/stack): a tap per NIC, plugged before QEMU starts and
+// removed when the VM stops.
+type NetPorts interface {
+	PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string, error)
+	Unplug(ctx context.Context, vmid, nic int) error
+	UnplugGuest(ctx context.Context, vmid int) error
+	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the VM is gone)
+	ExecPrefix() []string                             // runs QEMU in the namespace the taps are in (tests); nil on a real node
 }
 
 // NewManager returns the VM driver of this node.
@@ -77,7 +91,7 @@ func NewManager(d Deps) (*Manager, error) {
 		return nil, fmt.Errorf("qemu run dir %s: too long for unix socket paths", d.RunDir)
 	}
 	return &Manager{node: d.Node, runDir: d.RunDir, log: d.Log, st: d.Store, coll: store.NewCollection[record](d.Store, "vms"),
-		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, running: map[int]*proc{}}, nil
+		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, net: d.Net, running: map[int]*proc{}}, nil
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
@@ -192,6 +206,7 @@ func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int
 	}
 	c := api.VMConfig{VMID: in.VMID, Name: in.Name, Node: m.node, Description: in.Description, Tags: in.Tags,
 		Cores: in.Cores, Sockets: in.Sockets, CPU: in.CPU, Memory: in.Memory, Balloon: in.Balloon, Machine: in.Machine,
+		VCPUs: in.VCPUs, MaxMemory: in.MaxMemory, Hotplug: in.Hotplug,
 		BIOS: in.BIOS, Boot: in.Boot, Disks: slices.Clone(in.Disks), CDROMs: slices.Clone(in.CDROMs), Nets: slices.Clone(in.Nets),
 		Serial: in.Serial == nil || *in.Serial, VGA: in.VGA, OnBoot: in.OnBoot, CloudInit: in.CloudInit, Protection: in.Protection, UUID: newUUID()}
 	applyDefaults(&c, m.kvm(ctx))
@@ -295,6 +310,7 @@ func (m *Manager) removeRecord(vmid int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m.st.Apply(ctx, store.Op{Key: m.coll.Key(key(vmid)), Delete: true, Rev: -1}, store.Op{Key: m.guests.Guests.Key(key(vmid)), Delete: true, Rev: -1})
+	m.releaseNets(vmid)
 }
 
 // checkIdle refuses operations while another holds the VM's lock.
@@ -305,9 +321,47 @@ func checkIdle(o store.Object[record]) error {
 	return nil
 }
 
+// lockedTask runs fn as a task under a named lock recorded on the VM (the
+// config's "lock" field). While it is held, other operations on the VM fail
+// at once with 409 naming it, as Proxmox's locks do, instead of queueing
+// behind work that may take minutes. Taking the lock is a CAS on the
+// record, so two nodes or two requests can't both hold it.
+func (m *Manager) lockedTask(ctx context.Context, vmid int, lock, typ, user string, fn func(ctx context.Context, l *task.Log) error) (string, error) {
+	if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		if r.Lock != "" {
+			return errs.Conflict("VM %d is locked (%s)", vmid, r.Lock)
+		}
+		r.Lock = lock
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	release := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+			if r.Lock == lock {
+				r.Lock = ""
+			}
+			return nil
+		}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			m.log.Error("releasing VM lock failed", "vmid", vmid, "lock", lock, "err", err)
+		}
+	}
+	id, err := m.tasks.Start(ctx, typ, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
+		defer release()
+		defer m.lock(vmid)()
+		return fn(ctx, l)
+	})
+	if err != nil {
+		release()
+	}
+	return id, err
+}
+
 // needsRestart lists the fields of u that a running VM can't take live.
 func restartFields(u api.VMUpdate) bool {
-	return u.CloudInit != nil || u.Cores != nil || u.Sockets != nil || u.CPU != nil || u.Memory != nil || u.Balloon != nil || u.Machine != nil ||
+	return u.CloudInit != nil || u.VCPUs != nil || u.MaxMemory != nil || u.Hotplug != nil || u.Cores != nil || u.Sockets != nil || u.CPU != nil || u.Memory != nil || u.Balloon != nil || u.Machine != nil ||
 		u.BIOS != nil || u.Boot != nil || u.CDROMs != nil || u.Nets != nil || u.Serial != nil || u.VGA != nil
 }
 
@@ -358,6 +412,11 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	seti(&n.Sockets, u.Sockets)
 	set(&n.CPU, u.CPU)
 	seti(&n.Memory, u.Memory)
+	seti(&n.VCPUs, u.VCPUs)
+	seti(&n.MaxMemory, u.MaxMemory)
+	if u.Hotplug != nil {
+		n.Hotplug = *u.Hotplug
+	}
 	seti(&n.Balloon, u.Balloon)
 	set(&n.Machine, u.Machine)
 	set(&n.BIOS, u.BIOS)
@@ -368,7 +427,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 		n.CDROMs = *u.CDROMs
 	}
 	if u.Nets != nil {
-		n.Nets = *u.Nets
+		n.Nets = keepMACs(*u.Nets, n.Nets)
 	}
 	setb(&n.Serial, u.Serial)
 	set(&n.VGA, u.VGA)
@@ -383,17 +442,33 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	if err := m.validate(ctx, &n, false); err != nil {
 		return api.VM{}, err
 	}
+	var live *api.VMConfig
+	if running && !u.Revert && (restartFields(u) || o.Value.Pending != nil) {
+		if ifMatch != "" && ifMatch != o.Digest {
+			return api.VM{}, &errs.Error{Kind: errs.KindPrecondition, Msg: fmt.Sprintf("VM %d was changed by someone else; reload and retry", vmid)}
+		}
+		// What the running VM can take goes in now (CPU and memory
+		// hotplug); it is recorded even if someone wrote meanwhile,
+		// because the VM already runs with it.
+		l, err := m.applyLive(ctx, vmid, o.Value.Config, n)
+		if err != nil {
+			return api.VM{}, err
+		}
+		live, ifMatch = &l, ""
+	}
 	_, err = m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
 			r.Pending = nil
-		case running && (restartFields(u) || r.Pending != nil):
+		case live != nil:
 			// Live-safe fields apply now; the rest wait for a restart.
-			live := r.Config
-			live.Name, live.Description, live.Tags, live.OnBoot, live.Protection = n.Name, n.Description, n.Tags, n.OnBoot, n.Protection
-			r.Config = live
-			p := n
-			r.Pending = &p
+			l := *live
+			l.Name, l.Description, l.Tags, l.OnBoot, l.Protection = n.Name, n.Description, n.Tags, n.OnBoot, n.Protection
+			r.Config, r.Pending = l, nil
+			if !reflect.DeepEqual(l, n) {
+				p := n
+				r.Pending = &p
+			}
 		default:
 			r.Config, r.Pending = n, nil
 		}
@@ -437,6 +512,9 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 			if d.Volume != "" {
 				vols = append(vols, d.Volume)
 			}
+		}
+		if c.EFIVars != "" {
+			vols = append(vols, c.EFIVars)
 		}
 		m.freeAll(ctx, vols, l)
 		m.removeRecord(vmid)
@@ -585,9 +663,8 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 		l.Printf("cloud-init seed attached as cdrom%d", len(r.CDROMPaths)-1)
 	}
 	if c.BIOS == "ovmf" {
-		r.OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"
-		if _, err := os.Stat(r.OVMFCode); err != nil {
-			return fmt.Errorf("bios ovmf: %s is missing (install the ovmf package)", r.OVMFCode)
+		if r.OVMFCode, r.OVMFVars, err = m.ovmf(ctx, &c, l); err != nil {
+			return err
 		}
 	}
 	if !r.KVM {
@@ -597,6 +674,9 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 	for _, f := range []string{paths.PID, paths.QMP, paths.Serial, paths.VNC} {
 		os.Remove(f)
 	}
+	if r.Taps, err = m.plugNets(ctx, c, l); err != nil {
+		return err
+	}
 	args := BuildArgs(c, paths, r)
 	if loadvm != "" {
 		args = append(args, "-loadvm", loadvm)
@@ -604,13 +684,15 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 	l.Printf("starting QEMU: %s %s", Binary, strings.Join(args, " "))
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(sctx, Binary, args...)
+	argv := append(m.execPrefix(), Binary)
+	cmd := exec.CommandContext(sctx, argv[0], append(argv[1:], args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &stderr, &stderr
 	// Its own session: QEMU must not get the daemon's signals, and with
 	// -daemonize it is re-parented away so it outlives corral.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Run(); err != nil {
+		m.unplugNets(vmid)
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -621,7 +703,11 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 		return err
 	}
 	pid := m.proc(vmid).pid
-	lim := limitsFor(c.Cores*c.Sockets, c.Memory)
+	mem := c.Memory
+	if slices.Contains(c.Hotplug, "memory") {
+		mem = maxMemory(c)
+	}
+	lim := limitsFor(c.Cores*c.Sockets, mem)
 	if err := placeInCgroup(vmid, pid, lim); err != nil {
 		l.Printf("WARNING: VM %d runs without its own cgroup: %v", vmid, err)
 	} else {
@@ -723,6 +809,7 @@ loop:
 		os.Remove(f)
 	}
 	removeCgroup(vmid)
+	m.unplugNets(vmid)
 	close(p.gone)
 	m.log.Info("VM stopped", "vmid", vmid)
 }
@@ -810,17 +897,27 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		if c.Node != m.node {
 			continue
 		}
-		if o.Value.Lock == "create" {
+		switch o.Value.Lock {
+		case "":
+		case "create":
 			// The create task died with the daemon: nothing usable was made.
 			m.log.Warn("removing VM left half-created by a crash", "vmid", c.VMID)
 			m.removeRecord(c.VMID)
 			continue
+		default:
+			// Its task was interrupted (and is marked so); the operations
+			// are written so that the config names what is on disk at
+			// every step, so the VM is usable again.
+			m.log.Warn("clearing the lock of an interrupted task", "vmid", c.VMID, "lock", o.Value.Lock)
+			m.coll.Update(ctx, key(c.VMID), "", func(r *record) error { r.Lock = ""; return nil })
 		}
 		if err := m.attach(ctx, c.VMID, c.UUID); err != nil {
 			m.setIndex(ctx, c, "stopped")
+			m.unplugNets(c.VMID) // taps of a VM that died while the daemon was away
 			continue
 		}
 		m.log.Info("found running VM", "vmid", c.VMID, "pid", m.proc(c.VMID).pid)
+		m.replugNets(ctx, c) // finds its taps again (no duplicates) for the firewall
 	}
 }
 

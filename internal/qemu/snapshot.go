@@ -78,8 +78,7 @@ func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.VMSnapshotCreat
 	if _, _, err := m.diskPools(ctx, c); err != nil {
 		return "", err
 	}
-	return m.tasks.Start(ctx, "qmsnapshot", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+	return m.lockedTask(ctx, vmid, "snapshot", "qmsnapshot", user, func(ctx context.Context, l *task.Log) error {
 		o, err := m.get(vmid)
 		if err != nil {
 			return err
@@ -135,35 +134,57 @@ func (m *Manager) blockNodes(ctx context.Context, p *proc) (map[string]string, e
 	return out, nil
 }
 
-// runJob runs a QMP job command and waits for it to conclude.
+// runJob runs a QMP job command and waits for it to conclude. A job that
+// reaches "ready" (a mirror in step with its source) is completed; a task
+// that is stopped cancels its job so QEMU doesn't go on with it.
 func (m *Manager) runJob(ctx context.Context, p *proc, cmd string, args map[string]any, l *task.Log) error {
 	jobID := fmt.Sprintf("corral-%s-%d", cmd, time.Now().UnixNano())
 	args["job-id"] = jobID
 	if err := p.mon.Execute(ctx, cmd, args, nil); err != nil {
 		return fmt.Errorf("QMP %s: %w", cmd, err)
 	}
+	completing, lastPct := false, -1
 	for {
 		var jobs []struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-			Error  string `json:"error"`
+			ID       string `json:"id"`
+			Status   string `json:"status"`
+			Error    string `json:"error"`
+			Progress int64  `json:"current-progress"`
+			Total    int64  `json:"total-progress"`
 		}
 		if err := p.mon.Execute(ctx, "query-jobs", nil, &jobs); err != nil {
 			return fmt.Errorf("QMP query-jobs: %w", err)
 		}
 		for _, j := range jobs {
-			if j.ID != jobID || j.Status != "concluded" {
+			if j.ID != jobID {
 				continue
 			}
-			p.mon.Execute(ctx, "job-dismiss", map[string]any{"id": jobID}, nil)
-			if j.Error != "" {
-				return fmt.Errorf("%s: %s", cmd, j.Error)
+			if j.Total > 0 {
+				if pct := int(j.Progress * 100 / j.Total); pct/10 != lastPct/10 {
+					l.Printf("%s: %d%%", cmd, pct)
+					lastPct = pct
+				}
 			}
-			l.Printf("%s done", cmd)
-			return nil
+			switch {
+			case j.Status == "ready" && !completing:
+				if err := p.mon.Execute(ctx, "job-complete", map[string]any{"id": jobID}, nil); err != nil {
+					return fmt.Errorf("QMP job-complete: %w", err)
+				}
+				completing = true
+			case j.Status == "concluded":
+				p.mon.Execute(ctx, "job-dismiss", map[string]any{"id": jobID}, nil)
+				if j.Error != "" {
+					return fmt.Errorf("%s: %s", cmd, j.Error)
+				}
+				l.Printf("%s done", cmd)
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			p.mon.Execute(cctx, "job-cancel", map[string]any{"id": jobID, "force": true}, nil)
+			cancel()
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -215,8 +236,7 @@ func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (st
 		return "", errs.NotFound("VM %d has no snapshot %s", vmid, name)
 	}
 	s := o.Value.Snapshots[i]
-	return m.tasks.Start(ctx, "qmrollback", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+	return m.lockedTask(ctx, vmid, "rollback", "qmrollback", user, func(ctx context.Context, l *task.Log) error {
 		if m.proc(vmid) != nil {
 			l.Printf("stopping the VM for the rollback")
 			if err := m.doStop(ctx, vmid, l); err != nil {
@@ -260,8 +280,7 @@ func (m *Manager) DeleteSnapshot(ctx context.Context, vmid int, name, user strin
 		return "", errs.NotFound("VM %d has no snapshot %s", vmid, name)
 	}
 	s := o.Value.Snapshots[i]
-	return m.tasks.Start(ctx, "qmdelsnapshot", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+	return m.lockedTask(ctx, vmid, "snapshot-delete", "qmdelsnapshot", user, func(ctx context.Context, l *task.Log) error {
 		if p := m.proc(vmid); p != nil {
 			nodes, err := m.blockNodes(ctx, p)
 			if err != nil {

@@ -375,7 +375,7 @@ func (s *Server) vmDiskRoutes() {
 			}
 			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
 		})
-	register(s, huma.Operation{OperationID: "vm-disk-move", Method: "POST", Path: dp + "/move", Summary: "Move a stopped VM's disk to another pool", Tags: tags, DefaultStatus: 202},
+	register(s, huma.Operation{OperationID: "vm-disk-move", Method: "POST", Path: dp + "/move", Summary: "Move a VM's disk to another pool (live through drive-mirror when running)", Tags: tags, DefaultStatus: 202},
 		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Config.Disk"}}, func(ctx context.Context, in *vmMoveIn) (*taskRefOut, error) {
 			if !caller(ctx).Ev.Has("/storage/"+in.Body.Storage, "Datastore.AllocateSpace") {
 				return nil, errs.Forbidden("permission denied: Datastore.AllocateSpace required on /storage/%s", in.Body.Storage)
@@ -411,7 +411,7 @@ func (s *Server) vmAttachRoutes() {
 			}
 			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
 		})
-	register(s, huma.Operation{OperationID: "vm-disk-detach", Method: "DELETE", Path: "/vms/{vmid}/disks/{disk}", Summary: "Remove a disk from a stopped VM", Tags: tags, DefaultStatus: 202},
+	register(s, huma.Operation{OperationID: "vm-disk-detach", Method: "DELETE", Path: "/vms/{vmid}/disks/{disk}", Summary: "Remove a disk from a VM (the last virtio disk can go live)", Tags: tags, DefaultStatus: 202},
 		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Config.Disk"}}, func(ctx context.Context, in *vmDetachIn) (*taskRefOut, error) {
 			upid, err := s.VMs.DetachDisk(ctx, in.VMID, in.Disk, in.Free, caller(ctx).String())
 			if err != nil {

@@ -15,6 +15,9 @@ func (s *Server) routes() {
 	s.vncRoutes()
 	s.vmDiskRoutes()
 	s.vmAttachRoutes()
+	s.containerRoutes()
+	s.networkRoutes()
+	s.firewallRoutes()
 	s.eventRoutes()
 	s.metricsRoutes()
 }

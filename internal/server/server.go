@@ -24,7 +24,9 @@ import (
 	"github.com/corral-project/corral/internal/errs"
 	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
+	"github.com/corral-project/corral/internal/lxc"
 	"github.com/corral-project/corral/internal/metrics"
+	"github.com/corral-project/corral/internal/network/stack"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/store"
@@ -43,6 +45,8 @@ type Deps struct {
 	Guests     *guest.Registry
 	Storage    *storage.Service
 	VMs        *qemu.Manager
+	CTs        *lxc.Manager // nil when the node has no LXC
+	Net        *stack.Stack // the node's network layer; nil disables its endpoints
 	NodeStatus func(ctx context.Context) (api.NodeStatus, error)
 	Events     *events.Hub // the event stream; nil disables GET /events
 	Metrics    *metrics.Service

@@ -239,6 +239,31 @@ func (s *Service) Pool(ctx context.Context, id string) (Pool, error) {
 	return p, nil
 }
 
+// VolumePath resolves a volume ID to its path on this node, checking that
+// its pool holds content (guest drivers open what this returns).
+func (s *Service) VolumePath(ctx context.Context, volid, content string) (string, error) {
+	id, err := ParseVolID(volid)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := s.Get(id.Storage)
+	if err != nil {
+		return "", fmt.Errorf("storage %q does not exist", id.Storage)
+	}
+	if !slices.Contains(cfg.Content, content) {
+		return "", fmt.Errorf("storage %s does not hold %s", id.Storage, content)
+	}
+	p, err := s.Pool(ctx, id.Storage)
+	if err != nil {
+		return "", err
+	}
+	path, err := p.Path(ctx, id.Name)
+	if err != nil {
+		return "", fmt.Errorf("volume %s: %w", volid, err)
+	}
+	return path, nil
+}
+
 // Lock serialises mutating operations on one pool on this node (cheap
 // insurance on top of the plugins' atomic claims).
 func (s *Service) Lock(id string) func() {

@@ -1,0 +1,368 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/coder/websocket"
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/lxc"
+)
+
+// Containers share the guest ID space and the ACL paths of VMs (/vms/{id}),
+// as on Proxmox, so one ACL entry covers a guest whatever its type.
+
+type ctsOut struct{ Body []api.CT }
+type ctOut struct {
+	ETag string `header:"ETag"`
+	Body api.CT
+}
+type ctCreateIn struct{ Body api.CTCreate }
+type ctUpdateIn struct {
+	VMIDParam
+	IfMatchParam
+	Body api.CTUpdate
+}
+type ctActionIn struct {
+	VMIDParam
+	Action string `path:"action" enum:"start,shutdown,stop,reboot,suspend,resume"`
+	Body   *api.CTShutdown
+}
+type ctStatusOut struct{ Body api.CTStatus }
+type ctExecIn struct {
+	VMIDParam
+	Body api.CTExec
+}
+type ctExecOut struct{ Body api.CTExecResult }
+type ctExecWSIn struct {
+	VMIDParam
+	Session string `query:"session" required:"true" maxLength:"128"`
+}
+type ctTermIn struct {
+	VMIDParam
+	Mode string `query:"mode" enum:"console,shell" default:"console" doc:"console: the container's /dev/console; shell: a login shell (like pct enter)"`
+}
+type templateBuildIn struct {
+	NodeStorageParam
+	Body api.TemplateBuild
+}
+
+// isRootPAM is the host's administrator, the only one who may bind-mount
+// host paths into containers (as for VM disks imported from host paths).
+func isRootPAM(c *Caller) bool { return c.User == "root@pam" && c.Token == "" }
+
+// ctConfigPrivs maps the fields of an update to the privilege each needs.
+func ctConfigPrivs(u api.CTUpdate) []string {
+	var p []string
+	add := func(cond bool, priv string) {
+		if cond {
+			p = append(p, priv)
+		}
+	}
+	add(u.Hostname != nil || u.Description != nil || u.Tags != nil || u.OnBoot != nil || u.Startup != nil || u.Protection != nil ||
+		u.Features != nil || u.Console != nil || u.Revert, "VM.Config.Options")
+	add(u.Cores != nil || u.CPULimit != nil || u.CPUUnits != nil, "VM.Config.CPU")
+	add(u.Memory != nil || u.Swap != nil, "VM.Config.Memory")
+	add(u.Mountpoints != nil, "VM.Config.Disk")
+	add(u.Nets != nil || u.Nameserver != nil || u.SearchDomain != nil, "VM.Config.Network")
+	return p
+}
+
+func (s *Server) containerRoutes() {
+	if s.CTs == nil {
+		return
+	}
+	tags := []string{"containers"}
+	cp := "/containers/{vmid}"
+	vp := "/vms/{vmid}"
+	register(s, huma.Operation{OperationID: "list-containers", Method: "GET", Path: "/containers", Summary: "List containers", Tags: tags},
+		Perm{Authenticated: true}, func(ctx context.Context, in *vmsIn) (*ctsOut, error) {
+			c := caller(ctx)
+			out := []api.CT{}
+			for _, ct := range s.CTs.List(in.Node) {
+				if c.Ev.Has("/vms/"+strconv.Itoa(ct.Config.VMID), "VM.Audit") {
+					out = append(out, ct)
+				}
+			}
+			return &ctsOut{Body: out}, nil
+		})
+	register(s, huma.Operation{OperationID: "create-container", Method: "POST", Path: "/containers", Summary: "Create a container from a template (unpacks it in a task)", Tags: tags, DefaultStatus: 202,
+		Description: "Needs Datastore.AllocateSpace on the pools of new volumes and Datastore.Audit on the template's pool. Privileged containers (unprivileged: false) need Sys.Modify on /; host bind mounts are for root@pam only."},
+		Perm{Path: "/vms", Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *ctCreateIn) (*vmCreatedOut, error) {
+			c := caller(ctx)
+			b := in.Body
+			need := func(path, priv, what string) error {
+				if !c.Ev.Has(path, priv) {
+					return errs.Forbidden("permission denied: %s required on %s (%s)", priv, path, what)
+				}
+				return nil
+			}
+			pool := b.RootFS.Storage
+			if pool == "" {
+				pool = "local"
+			}
+			if err := need("/storage/"+pool, "Datastore.AllocateSpace", "rootfs"); err != nil {
+				return nil, err
+			}
+			for i, mp := range b.Mountpoints {
+				if mp.Storage != "" {
+					if err := need("/storage/"+mp.Storage, "Datastore.AllocateSpace", "mountpoints["+strconv.Itoa(i)+"]"); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if tp, _, ok := strings.Cut(b.OSTemplate, ":"); ok {
+				if err := need("/storage/"+tp, "Datastore.Audit", "ostemplate"); err != nil {
+					return nil, err
+				}
+			}
+			if b.Unprivileged != nil && !*b.Unprivileged {
+				if err := need("/", "Sys.Modify", "a privileged container"); err != nil {
+					return nil, err
+				}
+			}
+			vmid, upid, err := s.CTs.Create(ctx, b, lxc.CreateOptions{User: c.String(), Admin: isRootPAM(c)})
+			if err != nil {
+				return nil, err
+			}
+			out := &vmCreatedOut{}
+			out.Body.Task, out.Body.VMID = upid, vmid
+			return out, nil
+		})
+	register(s, huma.Operation{OperationID: "get-container-config", Method: "GET", Path: cp + "/config", Summary: "A container's config, pending changes and lock", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*ctOut, error) {
+			ct, err := s.CTs.Get(in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &ctOut{ETag: etag(ct.Digest), Body: ct}, nil
+		})
+	register(s, huma.Operation{OperationID: "update-container-config", Method: "PUT", Path: cp + "/config", Summary: "Change a container's config (limits live; the rest pending while running)", Tags: tags},
+		Perm{Authenticated: true}, func(ctx context.Context, in *ctUpdateIn) (*ctOut, error) {
+			c := caller(ctx)
+			path := "/vms/" + strconv.Itoa(in.VMID)
+			privs := ctConfigPrivs(in.Body)
+			if len(privs) == 0 {
+				return nil, errs.Invalid("body", "nothing to change")
+			}
+			if !c.Ev.Has(path, privs...) {
+				return nil, errs.Forbidden("permission denied: %v required on %s", privs, path)
+			}
+			ct, err := s.CTs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body, isRootPAM(c))
+			if err != nil {
+				return nil, err
+			}
+			return &ctOut{ETag: etag(ct.Digest), Body: ct}, nil
+		})
+	register(s, huma.Operation{OperationID: "delete-container", Method: "DELETE", Path: cp, Summary: "Destroy a stopped container and free its volumes", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *vmDeleteIn) (*taskRefOut, error) {
+			var purge func(context.Context, int) error
+			if in.Purge {
+				purge = func(ctx context.Context, vmid int) error {
+					return s.Access.RemovePath(ctx, "/vms/"+strconv.Itoa(vmid))
+				}
+			}
+			upid, err := s.CTs.Delete(ctx, in.VMID, caller(ctx).String(), purge)
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "container-action", Method: "POST", Path: cp + "/status/{action}", Summary: "Start, shut down, stop, reboot, suspend (freeze) or resume a container", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.PowerMgmt"}}, func(ctx context.Context, in *ctActionIn) (*taskRefOut, error) {
+			var sd api.CTShutdown
+			if in.Body != nil {
+				if in.Action != "shutdown" && in.Action != "reboot" {
+					return nil, errs.Invalid("body", "only shutdown and reboot take parameters")
+				}
+				sd = *in.Body
+			}
+			upid, err := s.CTs.Action(ctx, in.VMID, in.Action, caller(ctx).String(), sd)
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+	register(s, huma.Operation{OperationID: "get-container-status", Method: "GET", Path: cp + "/status", Summary: "A container's runtime status (cgroup CPU and memory, disk, network)", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*ctStatusOut, error) {
+			st, err := s.CTs.Status(ctx, in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &ctStatusOut{Body: st}, nil
+		})
+	register(s, huma.Operation{OperationID: "container-exec", Method: "POST", Path: cp + "/exec", Summary: "Run a command in a running container",
+		Description: "Non-interactive: waits and returns exit code, stdout and stderr. Interactive: returns a one-time session for execwebsocket.", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *ctExecIn) (*ctExecOut, error) {
+			res, err := s.CTs.Exec(ctx, in.VMID, in.Body, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &ctExecOut{Body: res}, nil
+		})
+	register(s, huma.Operation{OperationID: "container-exec-websocket", Method: "GET", Path: cp + "/execwebsocket", Summary: "An interactive exec session's stdin, stdout, stderr and exit code over a websocket",
+		Description: "Binary messages start with a channel byte: 0 stdin (empty: end of input), 4 resize {cols,rows} from the client; 1 stdout, 2 stderr, 3 exit {exit_code} from the server.", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *ctExecWSIn) (*huma.StreamResponse, error) {
+			req, err := s.CTs.TakeSession(in.Session, in.VMID, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &huma.StreamResponse{Body: func(hctx huma.Context) {
+				r, w := humago.Unwrap(hctx)
+				ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"binary"}})
+				if err != nil {
+					return
+				}
+				defer ws.CloseNow()
+				s.execOverWebsocket(r.Context(), ws, in.VMID, req)
+			}}, nil
+		})
+	register(s, huma.Operation{OperationID: "container-term-websocket", Method: "GET", Path: cp + "/termwebsocket", Summary: "The container's console, or a shell in it, as a websocket byte stream",
+		Description: "Binary messages carry terminal bytes both ways; a text message {\"cols\":N,\"rows\":N} resizes the terminal.", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *ctTermIn) (*huma.StreamResponse, error) {
+			if err := s.CTs.CheckRunning(in.VMID); err != nil {
+				return nil, err // answered before the upgrade
+			}
+			return &huma.StreamResponse{Body: func(hctx huma.Context) {
+				r, w := humago.Unwrap(hctx)
+				ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"binary"}})
+				if err != nil {
+					return
+				}
+				defer ws.CloseNow()
+				s.termOverWebsocket(r.Context(), ws, in.VMID, in.Mode)
+			}}, nil
+		})
+	register(s, huma.Operation{OperationID: "build-template", Method: "POST", Path: "/nodes/{node}/storage/{storage}/build-template", Summary: "Build a container template (busybox or Debian 12) into a pool, as a task", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/storage/{storage}", Privs: []string{"Datastore.AllocateTemplate"}}, func(ctx context.Context, in *templateBuildIn) (*taskRefOut, error) {
+			if in.Node != s.Node {
+				return nil, errs.Conflict("templates are built by the node that stores them; send the request to %s", in.Node)
+			}
+			if in.Body.Kind == "debian" && !caller(ctx).Ev.Has("/nodes/"+in.Node, "Sys.Modify") {
+				return nil, errs.Forbidden("permission denied: Sys.Modify required on /nodes/%s to make the node fetch packages", in.Node)
+			}
+			upid, err := s.CTs.BuildTemplate(ctx, in.Storage, in.Body, caller(ctx).String())
+			if err != nil {
+				return nil, err
+			}
+			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+		})
+}
+
+// wsWriter sends each write as one binary message with a channel byte.
+type wsWriter struct {
+	ctx context.Context
+	ws  *websocket.Conn
+	ch  byte
+}
+
+func (w wsWriter) Write(p []byte) (int, error) {
+	msg := make([]byte, 1+len(p))
+	msg[0] = w.ch
+	copy(msg[1:], p)
+	if err := w.ws.Write(w.ctx, websocket.MessageBinary, msg); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// wsInput turns a client's websocket messages into a process's input and
+// terminal resizes until the client leaves (then it cancels the session).
+// Framed (exec): binary messages carry a channel byte, stdin or resize.
+// Raw (terminal): binary messages are input, text messages resizes.
+func wsInput(ctx context.Context, cancel func(), ws *websocket.Conn, framed bool) (io.Reader, chan lxc.Winsize) {
+	pr, pw := io.Pipe()
+	resize := make(chan lxc.Winsize, 4)
+	sendSize := func(b []byte) {
+		var sz struct{ Cols, Rows uint16 }
+		if json.Unmarshal(b, &sz) == nil {
+			select {
+			case resize <- lxc.Winsize{Cols: sz.Cols, Rows: sz.Rows}:
+			default:
+			}
+		}
+	}
+	go func() {
+		defer pw.Close()
+		defer close(resize)
+		for {
+			typ, msg, err := ws.Read(ctx)
+			if err != nil {
+				cancel() // the client left: end the process
+				return
+			}
+			switch {
+			case !framed && typ == websocket.MessageText:
+				sendSize(msg)
+			case !framed:
+				pw.Write(msg)
+			case typ != websocket.MessageBinary || len(msg) == 0:
+			case msg[0] == api.ExecStdin && len(msg) == 1:
+				pw.Close()
+			case msg[0] == api.ExecStdin:
+				pw.Write(msg[1:])
+			case msg[0] == api.ExecResize:
+				sendSize(msg[1:])
+			}
+		}
+	}()
+	return pr, resize
+}
+
+// execOverWebsocket runs an interactive exec session: client frames feed
+// stdin and resizes; the command's output goes out framed by channel, and
+// the exit code ends the session.
+func (s *Server) execOverWebsocket(ctx context.Context, ws *websocket.Conn, vmid int, req api.CTExec) {
+	ws.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stdin, resize := wsInput(ctx, cancel, ws, true)
+	code, err := s.CTs.ExecStream(ctx, vmid, req, lxc.Stream{Stdin: stdin, Stdout: wsWriter{ctx, ws, api.ExecStdout}, Stderr: wsWriter{ctx, ws, api.ExecStderr}, Resize: resize})
+	if err != nil {
+		s.Log.Warn("exec session", "vmid", vmid, "err", err)
+		ws.Close(websocket.StatusInternalError, "exec failed")
+		return
+	}
+	b, _ := json.Marshal(map[string]int{"exit_code": code})
+	ws.Write(ctx, websocket.MessageBinary, append([]byte{api.ExecExit}, b...))
+	ws.Close(websocket.StatusNormalClosure, "exited")
+}
+
+// termOverWebsocket bridges a terminal (the console, or a login shell) to
+// a websocket: binary messages are terminal bytes, text messages resizes.
+func (s *Server) termOverWebsocket(ctx context.Context, ws *websocket.Conn, vmid int, mode string) {
+	ws.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stdin, resize := wsInput(ctx, cancel, ws, false)
+	out := rawWSWriter{ctx, ws}
+	var err error
+	if mode == "shell" {
+		_, err = s.CTs.ExecStream(ctx, vmid, api.CTExec{Command: []string{"/bin/sh", "-l"}, TTY: true}, lxc.Stream{Stdin: stdin, Stdout: out, Resize: resize})
+	} else {
+		err = s.CTs.Console(ctx, vmid, lxc.Stream{Stdin: stdin, Stdout: out, Resize: resize})
+	}
+	if err != nil && ctx.Err() == nil {
+		s.Log.Warn("container terminal", "vmid", vmid, "err", err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "terminal closed")
+}
+
+type rawWSWriter struct {
+	ctx context.Context
+	ws  *websocket.Conn
+}
+
+func (w rawWSWriter) Write(p []byte) (int, error) {
+	if err := w.ws.Write(w.ctx, websocket.MessageBinary, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
