@@ -131,6 +131,10 @@ func Derive(ev store.Event, now time.Time) []*Item {
 		if strings.HasPrefix(rel, p) {
 			e := base
 			e.Type, e.Object, e.Deleted, e.Digest = api.EventNetwork, rel, ev.Deleted, digestOf(ev)
+			if strings.HasPrefix(rel, "network/nodes/") { // a node's host interfaces
+				e.Node = id
+				return one(e, "/nodes/"+id, "Sys.Audit", "")
+			}
 			return one(e, "/sdn", "SDN.Audit", "")
 		}
 	}

@@ -48,6 +48,7 @@ func TestDerive(t *testing.T) {
 		{name: "node left", ev: store.Event{Key: p + "cluster/nodes/n2", Deleted: true}, typ: api.EventNodeLeft, path: "/nodes/n2"},
 		{name: "storage", ev: store.Event{Key: p + "storage/local", Value: enc(t, map[string]string{})}, typ: api.EventStorage, path: "/storage/local"},
 		{name: "network", ev: store.Event{Key: p + "sdn/zones/z1", Value: enc(t, map[string]string{})}, typ: api.EventNetwork, path: "/sdn"},
+		{name: "host interfaces", ev: store.Event{Key: p + "network/nodes/n1", Value: enc(t, map[string]string{})}, typ: api.EventNetwork, path: "/nodes/n1"},
 		{name: "firewall", ev: store.Event{Key: p + "firewall/vms/100", Deleted: true}, typ: api.EventNetwork, path: "/sdn"},
 		{name: "access", ev: store.Event{Key: p + "access/acl/acl", Value: enc(t, map[string]string{})}, typ: api.EventAccess, path: "/access"},
 		{name: "metric servers", ev: store.Event{Key: p + "cluster/metrics/servers/g1", Value: enc(t, map[string]string{})}, wantNoEvts: true},
