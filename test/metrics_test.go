@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -288,4 +289,51 @@ func waitPong(t *testing.T, r *bufio.Reader, send func(string)) {
 func isProblem(err error, status int, field string) bool {
 	var p *api.Problem
 	return errors.As(err, &p) && p.Status == status && hasField(*p, field)
+}
+
+// A real container (LXC, busybox) writing and burning CPU: its sample and
+// archive show both, read through the cgroup the driver's init PID is in.
+func TestMetricsOfARealContainerUnderLoad(t *testing.T) {
+	needLXC(t)
+	n := ctNode(t) // samples every 10 s, the default
+	c := n.Admin()
+	tmpl := busyboxTemplate(t, n, c)
+	id := createCT(t, c, api.CTCreate{OSTemplate: tmpl, Hostname: "busy", Memory: 64})
+	ctAct(t, c, id, "start")
+	mustOut(t, c, id, "sh", "-c", "(dd if=/dev/zero of=/root/blob bs=1M count=8 conv=fsync; while :; do :; done) >/dev/null 2>&1 & echo started")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var cur api.MetricsCurrent
+		if _, err := c.Do(bg, "GET", "/cluster/metrics/current", nil, nil, &cur); err != nil {
+			t.Fatal(err)
+		}
+		var g *api.GuestMetrics
+		for i := range cur.Guests {
+			if cur.Guests[i].VMID == id {
+				g = &cur.Guests[i]
+			}
+		}
+		if g != nil && g.CPU > 0.3 {
+			if g.Type != api.GuestContainer || g.Name != "busy" || g.Mem == 0 || g.MaxMem != 64<<20 {
+				t.Fatalf("container sample: %+v", *g)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no busy container in the samples after 60 s: %+v", cur.Guests)
+		}
+		time.Sleep(time.Second)
+	}
+	path := "/containers/" + strconv.Itoa(id) + "/rrddata"
+	if v := rrdMax(t, c, path, "cpu"); v < 0.3 {
+		t.Errorf("container cpu peaked at %.2f", v)
+	}
+	if v := rrdMax(t, c, path, "mem"); v <= 0 {
+		t.Errorf("container memory %v", v)
+	}
+	tk, _ := c.Ticket()
+	fams := scrapeMetrics(t, n, "Bearer "+tk)
+	if m := guestSeries(fams["corral_guest_disk_written_bytes_total"], strconv.Itoa(id)); m == nil || m.Counter.GetValue() < 8<<20 {
+		t.Errorf("container disk writes: %v, want the 8 MiB dd wrote", m)
+	}
 }

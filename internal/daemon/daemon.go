@@ -187,6 +187,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		return err
 	}
 	met.AddGuestSource(vms)
+	met.AddGuestSource(cts)
 	met.SetServers(metricServers.Configs)
 	go met.Run(runCtx)
 
