@@ -255,6 +255,30 @@ func TestMetricsOfARealVMUnderLoad(t *testing.T) {
 	if after := rrdMax(t, c, "/vms/100/rrddata", "diskwrite"); after < before*0.99 {
 		t.Errorf("diskwrite peak %.0f before restart, %.0f after", before, after)
 	}
+
+	// Destroying the VM drops its history: a new VM 100 would start empty.
+	archive := filepath.Join(n.DataDir, "rrd", "guest", "100.rrd")
+	if _, err := os.Stat(archive); err != nil {
+		t.Fatalf("archive of VM 100: %v", err)
+	}
+	upid, err := vmAction(t, c, 100, "stop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, upid)
+	var ref api.TaskRef
+	if _, err := c.Do(bg, "DELETE", "/vms/100", nil, nil, &ref); err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, c, ref.Task)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(archive); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the destroyed VM's archive is still there")
+		}
+	}
 }
 
 func waitPong(t *testing.T, r *bufio.Reader, send func(string)) {

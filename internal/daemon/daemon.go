@@ -190,6 +190,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	met.AddGuestSource(cts)
 	met.SetServers(metricServers.Configs)
 	go met.Run(runCtx)
+	go forgetDestroyedGuests(hub, met, c.Node, log)
 
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
@@ -259,6 +260,37 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	stopRun()
 	log.Info("stopped")
 	return nil
+}
+
+// forgetDestroyedGuests drops the metric history of this node's guests
+// when they are destroyed, so a reused ID starts with an empty history.
+// It ends when the hub closes (at shutdown).
+func forgetDestroyedGuests(hub *events.Hub, met *metrics.Service, node string, log *slog.Logger) {
+	last := ""
+	handle := func(it *events.Item) {
+		last = it.Event.ID
+		if e := it.Event; e.Type == api.EventGuestDeleted && e.Node == node {
+			if err := met.ForgetGuest(e.VMID); err != nil {
+				log.Warn("metrics: removing a destroyed guest's history", "vmid", e.VMID, "err", err)
+			}
+		}
+	}
+	for {
+		backlog, sub, _, err := hub.Subscribe(last)
+		if err != nil {
+			log.Warn("metrics: cannot follow guest deletions", "err", err)
+			return
+		}
+		for _, it := range backlog {
+			handle(it)
+		}
+		for it := range sub.C {
+			handle(it)
+		}
+		if !sub.Lagged() {
+			return
+		}
+	}
 }
 
 func displayAddr(a string) string {

@@ -137,6 +137,15 @@ func TestGuestSeriesShowLoad(t *testing.T) {
 	if _, err := s.RRD(KindGuest, "100", "decade", "MAX"); err == nil {
 		t.Error("bad timeframe accepted")
 	}
+	defer func() {
+		// Destroying the guest drops its history: a new guest 100 starts empty.
+		if err := s.ForgetGuest(100); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.RRD(KindGuest, "100", "hour", "MAX"); err != nil || len(d.Points) != 0 {
+			t.Errorf("history after ForgetGuest: %d points, %v", len(d.Points), err)
+		}
+	}()
 
 	// Prometheus: the official parser reads it; guest series carry id,
 	// name, type and node; a filter hides what the caller may not see.

@@ -426,6 +426,24 @@ func (s *Service) db(name string, series []string, create bool) (*rrd.DB, error)
 	return db, nil
 }
 
+// ForgetGuest removes a destroyed guest's archive, so a new guest that
+// gets the same ID starts with an empty history rather than another's.
+func (s *Service) ForgetGuest(vmid int) error {
+	name := guestDB(vmid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if db := s.dbs[name]; db != nil {
+		db.Close()
+		delete(s.dbs, name)
+	}
+	delete(s.guests, vmid)
+	err := os.Remove(filepath.Join(s.cfg.Dir, name+".rrd"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
 // RRD kinds.
 const (
 	KindNode    = "node"
