@@ -17,7 +17,9 @@
 //     libvirt's virsh create, and the daemon's memory per running VM;
 //  7. network: guest-to-guest throughput through a bridge with and without
 //     the firewall (1,000 rules), and the time to apply 10,000 rules.
-//  8. the CPU cost of a metrics sampling round over 200 simulated guests,
+//  8. container create+start latency next to the same done with LXC's
+//     own tools (unpack in the user namespace, config, lxc-start).
+//  9. the CPU cost of a metrics sampling round over 200 simulated guests,
 //     and the latency of the event stream's fan-out to 1,000 clients.
 //
 // Every anchor runs in the same invocation on the same machine, so the
@@ -71,10 +73,11 @@ type config struct {
 	settle      time.Duration
 	netSeconds  int
 	netRuns     int
+	ctStarts    int
 }
 
 // phases are the parts -only can pick.
-var phases = []string{"api", "storage", "vm", "net", "metrics"}
+var phases = []string{"api", "storage", "vm", "net", "ct", "metrics"}
 
 // runs reports whether phase is part of this run.
 func (c config) runs(phase string) bool { return c.only == nil || c.only[phase] }
@@ -105,6 +108,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.vmStarts, "vm-starts", 20, "VM starts through the API, by hand and with virsh (the median is reported)")
 	flag.StringVar(&levels, "vm-levels", "0,1,10,50", "comma-separated numbers of running VMs at which to read the daemon's memory and time starts")
 	flag.IntVar(&c.levelStarts, "level-starts", 5, "starts timed at each -vm-levels level (the median is reported)")
+	flag.IntVar(&c.ctStarts, "ct-starts", 20, "container create+start runs through the API and with bare LXC (the median is reported)")
 	flag.DurationVar(&c.settle, "settle", 3*time.Second, "wait after reaching a -vm-levels level before reading memory")
 	flag.IntVar(&c.netSeconds, "net-seconds", 5, "length of one iperf3 run in the network phase")
 	flag.IntVar(&c.netRuns, "net-runs", 5, "iperf3 runs per firewall setup (the median is reported)")
@@ -136,6 +140,9 @@ func parseFlags() (config, error) {
 		c.vmLevels = append(c.vmLevels, n)
 	}
 	slices.Sort(c.vmLevels)
+	if c.ctStarts < 1 {
+		return c, errors.New("-ct-starts must be positive")
+	}
 	if uploadMiB < 1 || c.uploadRuns < 1 || c.cloneRuns < 1 || c.vmStarts < 1 || c.levelStarts < 1 {
 		return c, errors.New("-upload-mib, -upload-runs, -clone-runs, -vm-starts and -level-starts must be positive")
 	}
@@ -204,6 +211,14 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("VM phase: %w", err)
 		}
 		r.vms = &v
+	}
+	if cfg.runs("ct") {
+		logf("container phase: create+start latency against bare LXC")
+		ct, err := l.ctPhase(ctx)
+		if err != nil {
+			return fmt.Errorf("container phase: %w", err)
+		}
+		r.cts = &ct
 	}
 
 	if cfg.runs("net") {

@@ -212,3 +212,61 @@ func (c *Client) CTTerminal(ctx context.Context, vmid int, mode string) (net.Con
 func (c *Client) BuildTemplate(ctx context.Context, node, storage string, in api.TemplateBuild) (string, error) {
 	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", storage, "build-template"), in, "build template")
 }
+
+// CTSnapshots lists a container's snapshots.
+func (c *Client) CTSnapshots(ctx context.Context, vmid int) ([]api.CTSnapshot, error) {
+	var out []api.CTSnapshot
+	if _, err := c.Do(ctx, http.MethodGet, ctPath(vmid, "snapshot"), nil, nil, &out); err != nil {
+		return nil, fmt.Errorf("list snapshots of container %d: %w", vmid, err)
+	}
+	return out, nil
+}
+
+// SnapshotCT snapshots a container's volumes, as a task.
+func (c *Client) SnapshotCT(ctx context.Context, vmid int, in api.CTSnapshotCreate) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "snapshot"), in, fmt.Sprintf("snapshot container %d", vmid))
+}
+
+// RollbackCT returns a stopped container to a snapshot, as a task.
+func (c *Client) RollbackCT(ctx context.Context, vmid int, name string) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "snapshot", name, "rollback"), nil, fmt.Sprintf("roll container %d back to %s", vmid, name))
+}
+
+// DeleteCTSnapshot deletes a container snapshot, as a task.
+func (c *Client) DeleteCTSnapshot(ctx context.Context, vmid int, name string) (string, error) {
+	return c.taskRef(ctx, http.MethodDelete, ctPath(vmid, "snapshot", name), nil, fmt.Sprintf("delete snapshot %s of container %d", name, vmid))
+}
+
+// TemplateCT turns a stopped container into a template, as a task.
+func (c *Client) TemplateCT(ctx context.Context, vmid int) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "template"), nil, fmt.Sprintf("make container %d a template", vmid))
+}
+
+// CloneCT clones a stopped container or a template, as a task.
+func (c *Client) CloneCT(ctx context.Context, vmid int, in api.CTClone) (*VMCreated, error) {
+	var out VMCreated
+	if _, err := c.Do(ctx, http.MethodPost, ctPath(vmid, "clone"), nil, in, &out); err != nil {
+		return nil, fmt.Errorf("clone container %d: %w", vmid, err)
+	}
+	return &out, nil
+}
+
+// AvailableTemplates lists the images of a simplestreams server ("" for
+// the node's configured one).
+func (c *Client) AvailableTemplates(ctx context.Context, server string) ([]api.AvailableTemplate, error) {
+	var q url.Values
+	if server != "" {
+		q = url.Values{"server": {server}}
+	}
+	var out []api.AvailableTemplate
+	if _, err := c.Do(ctx, http.MethodGet, "/templates/available", q, nil, &out); err != nil {
+		return nil, fmt.Errorf("list available templates: %w", err)
+	}
+	return out, nil
+}
+
+// DownloadTemplate fetches a simplestreams image or a URL into a pool, as
+// a task.
+func (c *Client) DownloadTemplate(ctx context.Context, node, storage string, in api.TemplateDownload) (string, error) {
+	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", storage, "download-template"), in, "download template")
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,8 +65,18 @@ func TestContainerExecConsoleAndRestart(t *testing.T) {
 		}
 	}
 	r.expect(t, "Connected to tty 0", 10*time.Second)
-	send("root\n") // getty has been waiting at its login prompt since boot
-	r.expect(t, "Password:", 10*time.Second)
+	// Like a user at a console: type the name at the login prompt; if
+	// getty was (re)starting and flushed it, press Enter for a new prompt.
+	send("root\n")
+	for try := 0; !r.wait("Password:", 3*time.Second); try++ {
+		if try == 4 {
+			t.Fatalf("no password prompt on the console; got %q", r.buf)
+		}
+		send("\n")
+		if r.wait("login:", 3*time.Second) {
+			send("root\n")
+		}
+	}
 	send("console-pw-1\n")
 	send("echo marker-$((6*7))\n")
 	r.expect(t, "marker-42", 10*time.Second)
@@ -156,7 +167,16 @@ func TestContainerBadInput(t *testing.T) {
 		{"mount over proc", with(func(in *api.CTCreate) { in.Mountpoints = []api.CTMountpoint{{MP: "/proc/x", Storage: "local"}} }), 422, "mountpoints[0].mp"},
 		{"host bind mount by non-root", with(func(in *api.CTCreate) { in.Mountpoints = []api.CTMountpoint{{MP: "/data", HostPath: "/etc"}} }), 403, ""},
 		{"no such pool", with(func(in *api.CTCreate) { in.RootFS.Storage = "nope" }), 422, "rootfs.storage"},
+		{"another guest's volume", with(func(in *api.CTCreate) {
+			in.VMID = 150
+			in.Mountpoints = []api.CTMountpoint{{MP: "/steal", Volume: "local:149/subvol-149-disk-0"}}
+		}), 422, "mountpoints[0].volume"},
+		{"rate limit", with(func(in *api.CTCreate) { in.Nets = []api.CTNet{{Name: "eth0", Rate: 5}} }), 422, "nets[0].rate"},
 		{"bad ssh key", with(func(in *api.CTCreate) { in.SSHPublicKeys = []string{"not a key"} }), 422, "ssh_public_keys[0]"},
+	}
+	// A volume of guest 149 for the "another guest's volume" case.
+	if _, err := c.AllocVolume(bg, n.Name, "local", api.VolumeCreate{VMID: 149, Size: "1G", Content: api.ContentRootdir}); err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,33 +251,53 @@ func TestContainerBadInput(t *testing.T) {
 // termReader waits for text on a terminal stream, prompts included (they
 // end without a newline).
 type termReader struct {
-	r   io.Reader
-	buf []byte
+	r      io.Reader
+	mu     sync.Mutex
+	buf    []byte
+	chunks chan []byte
 }
 
 func (tr *termReader) expect(t *testing.T, want string, within time.Duration) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		b := make([]byte, 4096)
-		for !bytes.Contains(tr.buf, []byte(want)) {
-			n, err := tr.r.Read(b)
-			tr.buf = append(tr.buf, b[:n]...)
-			if err != nil {
-				done <- err
-				return
-			}
-		}
-		i := bytes.Index(tr.buf, []byte(want))
-		tr.buf = tr.buf[i+len(want):]
-		done <- nil
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("terminal ended before %q: %v (got %q)", want, err, tr.buf)
-		}
-	case <-time.After(within):
-		t.Fatalf("no %q on the terminal within %s", want, within)
+	if !tr.wait(want, within) {
+		t.Fatalf("no %q on the terminal within %s (got %q)", want, within, tr.buf)
 	}
+}
+
+// wait reports whether want arrives within the time; the reading goes on
+// in the background, so a later wait sees what arrived meanwhile.
+func (tr *termReader) wait(want string, within time.Duration) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.chunks == nil {
+		tr.chunks = make(chan []byte, 64)
+		go func() {
+			defer close(tr.chunks)
+			for {
+				b := make([]byte, 4096)
+				n, err := tr.r.Read(b)
+				if n > 0 {
+					tr.chunks <- b[:n]
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.After(within)
+	for !bytes.Contains(tr.buf, []byte(want)) {
+		select {
+		case c, ok := <-tr.chunks:
+			if !ok {
+				return false
+			}
+			tr.buf = append(tr.buf, c...)
+		case <-deadline:
+			return false
+		}
+	}
+	i := bytes.Index(tr.buf, []byte(want))
+	tr.buf = tr.buf[i+len(want):]
+	return true
 }

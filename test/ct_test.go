@@ -233,6 +233,30 @@ func TestContainerLifecycle(t *testing.T) {
 	if got := mustOut(t, c, id1, "hostname"); got != "gamma" {
 		t.Fatalf("hostname after restart: %q", got)
 	}
+	// Access: an auditor of one container sees only it, reads its status,
+	// and may neither exec in it nor stop it.
+	if _, err := c.CreateUser(bg, api.UserCreate{UserID: "aud@corral", Password: "auditor-pass-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateACL(bg, api.ACLUpdate{Entries: []api.ACLEntry{{Path: fmt.Sprintf("/vms/%d", id1), User: "aud@corral", Role: "Auditor"}}}); err != nil {
+		t.Fatal(err)
+	}
+	aud := n.Login("aud@corral", "auditor-pass-1")
+	if cts, err := aud.Containers(bg, ""); err != nil || len(cts) != 1 || cts[0].Config.VMID != id1 {
+		t.Fatalf("auditor's list: %+v %v", cts, err)
+	}
+	if _, err := aud.CTStatus(bg, id1); err != nil {
+		t.Fatalf("auditor's status: %v", err)
+	}
+	if _, err := aud.CTExec(bg, id1, api.CTExec{Command: []string{"id"}}); client.StatusOf(err) != 403 {
+		t.Fatalf("auditor's exec: %v", err)
+	}
+	if _, err := aud.CTAction(bg, id1, "stop", nil); client.StatusOf(err) != 403 {
+		t.Fatalf("auditor's stop: %v", err)
+	}
+	if _, err := aud.CTTerminal(bg, id2, "console"); client.StatusOf(err) != 403 {
+		t.Fatalf("auditor's console of another container: %v", err)
+	}
 	// Delete refuses running containers; destroyed ones leave nothing.
 	if _, err := c.DeleteContainer(bg, id1, false); client.StatusOf(err) != 409 {
 		t.Fatalf("delete running: %v", err)

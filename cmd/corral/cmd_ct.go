@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +24,16 @@ users and network, sharing the host's kernel.
 Containers and VMs share one ID space (100 and up). Commands that start a
 task wait for it and report the outcome; --no-wait prints the task's ID.`
 	cmd.AddCommand(a.newCTListCmd(), a.newCTShowCmd(), a.newCTConfigCmd(), a.newCTStatusCmd(), a.newCTCreateCmd(), a.newCTSetCmd(),
-		a.newCTDestroyCmd(), a.newCTExecCmd(), a.newCTTermCmd("console"), a.newCTTermCmd("enter"))
+		a.newCTDestroyCmd(), a.newCTExecCmd(), a.newCTTermCmd("console"), a.newCTTermCmd("enter"),
+		a.newCTSnapshotCmd(), a.newCTCloneCmd(),
+		a.newCTTaskCmd("rollback VMID SNAPSHOT", "Return a stopped container to a snapshot", 1,
+			func(ctx context.Context, c *client.Client, vmid int, args []string) (string, error) {
+				return c.RollbackCT(ctx, vmid, args[0])
+			}, func(args []string) string { return "rolled back to snapshot " + args[0] }),
+		a.newCTTaskCmd("template VMID", "Turn a stopped container into a template", 0,
+			func(ctx context.Context, c *client.Client, vmid int, _ []string) (string, error) {
+				return c.TemplateCT(ctx, vmid)
+			}, func([]string) string { return "is now a template" }))
 	for _, s := range ctActionSpecs {
 		cmd.AddCommand(a.newCTActionCmd(s))
 	}
@@ -805,4 +815,95 @@ Ctrl-] detaches. Without a terminal, standard input is sent as it is.`,
 			return err
 		},
 	}
+}
+
+// newCTTaskCmd builds a command on one container that starts a task:
+// VMID plus extra arguments, --wait/--no-wait, and the outcome reported.
+func (a *cliApp) newCTTaskCmd(use, short string, extra int, start func(ctx context.Context, c *client.Client, vmid int, args []string) (string, error), done func(args []string) string) *cobra.Command {
+	var tf taskFlags
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  usageArgs(cobra.ExactArgs(1 + extra)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, wait, c, err := a.vmTaskStart(cmd, args[0], &tf)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			upid, err := start(cmd.Context(), c, vmid, args[1:])
+			if err != nil {
+				return err
+			}
+			return a.finishGuestTask(cmd.Context(), c, "Container", vmid, upid, wait, done(args[1:]))
+		},
+	}
+	tf.register(cmd.Flags())
+	return cmd
+}
+
+func (a *cliApp) newCTSnapshotCmd() *cobra.Command {
+	var description string
+	cmd := newParentCmd("snapshot", "Manage a container's snapshots", "snapshots", "snap")
+	create := a.newCTTaskCmd("create VMID NAME", "Snapshot a container's volumes (frozen meanwhile when running)", 1,
+		func(ctx context.Context, c *client.Client, vmid int, args []string) (string, error) {
+			return c.SnapshotCT(ctx, vmid, api.CTSnapshotCreate{Name: args[0], Description: description})
+		}, func(args []string) string { return "snapshot " + args[0] + " taken" })
+	create.Flags().StringVar(&description, "description", "", "what the snapshot is for")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list VMID",
+		Short: "List a container's snapshots",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, c, err := a.ctStart(args[0])
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			snaps, err := c.CTSnapshots(cmd.Context(), vmid)
+			if err != nil {
+				return err
+			}
+			return printList(a, snaps, []column[api.CTSnapshot]{
+				{"NAME", func(s api.CTSnapshot) string { return s.Name }},
+				{"TIME", func(s api.CTSnapshot) string { return fmtTime(s.Time) }},
+				{"DESCRIPTION", func(s api.CTSnapshot) string { return s.Description }},
+			})
+		},
+	}, create,
+		a.newCTTaskCmd("delete VMID NAME", "Delete a snapshot", 1,
+			func(ctx context.Context, c *client.Client, vmid int, args []string) (string, error) {
+				return c.DeleteCTSnapshot(ctx, vmid, args[0])
+			}, func(args []string) string { return "snapshot " + args[0] + " deleted" }))
+	return cmd
+}
+
+func (a *cliApp) newCTCloneCmd() *cobra.Command {
+	var tf taskFlags
+	var in api.CTClone
+	cmd := &cobra.Command{
+		Use:   "clone VMID [--newid N] [--hostname NAME] [--full]",
+		Short: "Clone a stopped container or a template into a new container",
+		Long: `Clone a stopped container or a template. Templates clone linked (sharing
+the base volume) where the storage can; --full always copies.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vmid, wait, c, err := a.vmTaskStart(cmd, args[0], &tf)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			cr, err := c.CloneCT(cmd.Context(), vmid, in)
+			if err != nil {
+				return err
+			}
+			return a.finishGuestCreated(cmd.Context(), c, "Container", cr, wait, fmt.Sprintf("cloned from %d", vmid))
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&in.NewID, "newid", 0, "ID of the clone (default: the next free one)")
+	fs.StringVar(&in.Hostname, "hostname", "", "host name of the clone (default ct<newid>)")
+	fs.BoolVar(&in.Full, "full", false, "copy in full even from a template")
+	tf.register(fs)
+	return cmd
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"path"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +15,7 @@ func (a *cliApp) newTemplateCmd() *cobra.Command {
 	cmd.Long = `Container templates are root filesystem archives (.tar.gz, .tar.xz,
 .tar.zst) stored as vztmpl content on a pool; "corral ct create
 --ostemplate STORAGE:vztmpl/FILE" unpacks one into a new container.`
-	cmd.AddCommand(a.newTemplateBuildCmd(), a.newTemplateListCmd(), a.newTemplateDownloadCmd(), a.newTemplateRemoveCmd())
+	cmd.AddCommand(a.newTemplateBuildCmd(), a.newTemplateListCmd(), a.newTemplateDownloadCmd(), a.newTemplateAvailableCmd(), a.newTemplateRemoveCmd())
 	return cmd
 }
 
@@ -119,18 +118,20 @@ func (a *cliApp) newTemplateListCmd() *cobra.Command {
 func (a *cliApp) newTemplateDownloadCmd() *cobra.Command {
 	var t templateTarget
 	var tf taskFlags
-	var filename, sha string
+	var in api.TemplateDownload
 	cmd := &cobra.Command{
-		Use:   "download URL [--sha256 HEX] [--filename NAME]",
-		Short: "Download a template from an http(s) URL into a pool",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Use:   "download NAME|URL [--server URL] [--sha256 HEX] [--filename NAME]",
+		Short: "Download a template: a simplestreams image (images:debian/12) or an http(s) URL",
+		Long: `Download a template into a pool. NAME is an image of a simplestreams server
+("images:debian/12", "alpine/3.20"; see "corral template available"), verified
+against the SHA-256 the server publishes. A URL is fetched as it is,
+verified against --sha256 when given.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			u, err := url.Parse(args[0])
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-				return usageErrorf("invalid URL %q: want http(s)://...", args[0])
-			}
-			if filename == "" {
-				filename = path.Base(u.Path)
+			if u, err := url.Parse(args[0]); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+				in.URL = args[0]
+			} else {
+				in.Name = args[0]
 			}
 			wait, err := tf.waiting(cmd.Flags())
 			if err != nil {
@@ -145,17 +146,46 @@ func (a *cliApp) newTemplateDownloadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			upid, err := c.DownloadURL(cmd.Context(), node, t.storage, api.DownloadURL{URL: args[0], Content: api.ContentVZTmpl, Filename: filename, SHA256: sha})
+			upid, err := c.DownloadTemplate(cmd.Context(), node, t.storage, in)
 			if err != nil {
 				return err
 			}
-			return a.finishTask(cmd, c, upid, wait, fmt.Sprintf("Template %s:vztmpl/%s stored.", t.storage, filename))
+			return a.finishTask(cmd, c, upid, wait, "Template stored (corral template list).")
 		},
 	}
 	t.register(cmd)
-	cmd.Flags().StringVar(&filename, "filename", "", "file name in the pool (default: the URL's)")
-	cmd.Flags().StringVar(&sha, "sha256", "", "expected SHA-256 of the file")
+	cmd.Flags().StringVar(&in.Server, "server", "", "simplestreams server (default: the node's image_server)")
+	cmd.Flags().StringVar(&in.Filename, "filename", "", "file name in the pool")
+	cmd.Flags().StringVar(&in.SHA256, "sha256", "", "expected SHA-256 (URLs)")
 	tf.register(cmd.Flags())
+	return cmd
+}
+
+func (a *cliApp) newTemplateAvailableCmd() *cobra.Command {
+	var server string
+	cmd := &cobra.Command{
+		Use:   "available [--server URL]",
+		Short: "List the images a simplestreams server offers",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := a.connect(false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			list, err := c.AvailableTemplates(cmd.Context(), server)
+			if err != nil {
+				return err
+			}
+			return printList(a, list, []column[api.AvailableTemplate]{
+				{"NAME", func(v api.AvailableTemplate) string { return "images:" + v.Name }},
+				{"VERSION", func(v api.AvailableTemplate) string { return v.Version }},
+				{"SIZE", func(v api.AvailableTemplate) string { return fmtBytes(uint64(v.Size)) }},
+				{"FILE", func(v api.AvailableTemplate) string { return v.Filename }},
+			})
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "", "simplestreams server (default: the node's image_server)")
 	return cmd
 }
 

@@ -30,7 +30,8 @@ type Config struct {
 	LogFormat      string        `yaml:"log_format"`
 	AdminPassword  string        `yaml:"-"` // only from CORRAL_ADMIN_PASSWORD
 	PAMService     string        `yaml:"pam_service"`
-	NetNS          string        `yaml:"netns"` // network namespace the network layer manages; "" = the daemon's own (tests set one)
+	NetNS          string        `yaml:"netns"`        // network namespace the network layer manages; "" = the daemon's own (tests set one)
+	ImageServer    string        `yaml:"image_server"` // simplestreams server for container templates
 	// MetricsInterval is how often the node samples itself and its guests.
 	MetricsInterval time.Duration `yaml:"metrics_interval"`
 }
@@ -56,6 +57,7 @@ func Defaults() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		PAMService:      "corral",
+		ImageServer:     "https://images.linuxcontainers.org",
 		MetricsInterval: 10 * time.Second,
 	}
 }
@@ -85,7 +87,7 @@ func (c *Config) LoadEnv() error {
 		"CORRAL_NODE": &c.Node, "CORRAL_DATA_DIR": &c.DataDir, "CORRAL_LISTEN": &c.Listen, "CORRAL_SOCKET": &c.Socket,
 		"CORRAL_ADDRESS": &c.Address, "CORRAL_STORE_CLIENT_URL": &c.StoreClientURL, "CORRAL_STORE_PEER_URL": &c.StorePeerURL,
 		"CORRAL_LOG_LEVEL": &c.LogLevel, "CORRAL_LOG_FORMAT": &c.LogFormat, "CORRAL_ADMIN_PASSWORD": &c.AdminPassword,
-		"CORRAL_PAM_SERVICE": &c.PAMService, "CORRAL_NETNS": &c.NetNS,
+		"CORRAL_PAM_SERVICE": &c.PAMService, "CORRAL_NETNS": &c.NetNS, "CORRAL_IMAGE_SERVER": &c.ImageServer,
 	}
 	for k, p := range str {
 		if v, ok := os.LookupEnv(k); ok {

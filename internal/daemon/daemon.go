@@ -164,7 +164,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	vms.Reconcile(sctx)
 	defer vms.Close()
 	cts, err := lxc.NewManager(lxc.Deps{Node: c.Node, LXCPath: filepath.Join(c.DataDir, "lxc"), Log: log, Store: st,
-		Guests: guests, Storage: stor, Tasks: tasks})
+		Guests: guests, Storage: stor, Tasks: tasks, ImageServer: c.ImageServer})
 	if err != nil {
 		return err
 	}
@@ -232,6 +232,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		go func() { errc <- us.Serve(ln) }()
 	}
 	vms.StartOnBoot(runCtx, c.DataDir)
+	cts.StartOnBoot(runCtx, c.DataDir)
 	log.Info("corral API ready", "url", "https://"+displayAddr(httpsLn.Addr().String())+"/api/v1", "socket", c.Socket)
 	if ready != nil {
 		ready()

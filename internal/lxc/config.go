@@ -172,6 +172,12 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 			if _, err := m.volumePath(ctx, mp.Volume, api.ContentRootdir); err != nil {
 				return errs.Invalid(f("volume"), "%v", err)
 			}
+			// Another guest's volume (its root filesystem, say) is not
+			// for this container to mount.
+			id, _ := storage.ParseVolID(mp.Volume)
+			if owner := storage.VMIDFromName(path.Base(id.Name)); owner != c.VMID {
+				return errs.Invalid(f("volume"), "%s belongs to guest %d, not to container %d", mp.Volume, owner, c.VMID)
+			}
 		}
 		if mp.Size != "" {
 			if _, err := storage.ParseSize(mp.Size); err != nil {
@@ -231,8 +237,13 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 				return errs.Invalid(f("gw6"), "not an IPv6 address")
 			}
 		}
-		if n.Tag != 0 {
+		switch {
+		case n.Tag != 0:
 			return errs.Invalid(f("tag"), "VLAN tags need the network layer, which this node does not have yet")
+		case n.Rate != 0:
+			return errs.Invalid(f("rate"), "rate limits need the network layer, which this node does not have yet")
+		case n.Firewall:
+			return errs.Invalid(f("firewall"), "the firewall needs the network layer, which this node does not have yet")
 		}
 	}
 	for i, ns := range c.Nameserver {

@@ -221,7 +221,20 @@ func runAttached(ctx context.Context, cmd *exec.Cmd, tty bool, s Stream) (int, e
 			return 0, fmt.Errorf("start %s: %w", cmd.Path, err)
 		}
 		pts.Close()
-		go func() { io.Copy(ptm, s.Stdin) }()
+		// lxc-attach and lxc-console put the terminal in raw mode with
+		// TCSAFLUSH, discarding input that arrived before: hold the
+		// caller's input until the other side has said something (its
+		// banner or prompt), or a moment has passed.
+		ready := make(chan struct{})
+		go func() {
+			select {
+			case <-ready:
+			case <-time.After(2 * time.Second):
+			case <-ctx.Done():
+				return
+			}
+			io.Copy(ptm, s.Stdin)
+		}()
 		if s.Resize != nil {
 			go func() {
 				for w := range s.Resize {
@@ -232,7 +245,21 @@ func runAttached(ctx context.Context, cmd *exec.Cmd, tty bool, s Stream) (int, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			io.Copy(s.Stdout, ptm) // ends with EIO once the last holder of the pty exits
+			buf := make([]byte, 32<<10)
+			for first := true; ; first = false {
+				n, err := ptm.Read(buf)
+				if n > 0 {
+					if _, werr := s.Stdout.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if first {
+					close(ready)
+				}
+				if err != nil {
+					return // EIO once the last holder of the pty exits
+				}
+			}
 		}()
 	} else {
 		cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr

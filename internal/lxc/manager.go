@@ -36,10 +36,13 @@ type Manager struct {
 	guests  *guest.Registry
 	stor    *storage.Service
 	tasks   *task.Manager
+	// imageServer is the default simplestreams server.
+	imageServer string
 
 	locks    sync.Map // vmid -> *sync.Mutex
 	mu       sync.Mutex
-	watchers map[int]context.CancelFunc
+	watched  map[int]bool // running containers the poller watches
+	stopPoll context.CancelFunc
 	cpuPrev  map[int][2]float64
 	closing  bool
 
@@ -56,6 +59,8 @@ type Deps struct {
 	Guests  *guest.Registry
 	Storage *storage.Service
 	Tasks   *task.Manager
+	// ImageServer is the default simplestreams server for templates.
+	ImageServer string
 }
 
 // NewManager returns the container driver of this node.
@@ -68,9 +73,12 @@ func NewManager(d Deps) (*Manager, error) {
 			d.Log.Warn("unprivileged containers may fail to start", "err", err)
 		}
 	}
-	return &Manager{node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
+	if d.ImageServer == "" {
+		d.ImageServer = DefaultImageServer
+	}
+	return &Manager{imageServer: d.ImageServer, node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
 		coll: store.NewCollection[record](d.Store, "containers"), guests: d.Guests, stor: d.Storage, tasks: d.Tasks,
-		watchers: map[int]context.CancelFunc{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
+		watched: map[int]bool{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
@@ -121,6 +129,11 @@ func (m *Manager) tool(ctx context.Context, timeout time.Duration, bin string, v
 // state asks LXC for a container's state: running, stopped or frozen.
 func (m *Manager) state(vmid int) string {
 	if _, err := os.Stat(filepath.Join(m.ctDir(vmid), "config")); err != nil {
+		return "stopped"
+	}
+	// LXC removes a container's cgroup when it stops: without one there is
+	// nothing to ask lxc-info (which costs an exec) about.
+	if gone, known := m.cgroupGone(vmid); known && gone {
 		return "stopped"
 	}
 	out, err := m.tool(context.Background(), 5*time.Second, "lxc-info", vmid, "-s", "-H")
@@ -606,12 +619,16 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	if m.state(vmid) != "stopped" {
 		return fmt.Errorf("container %d is already running", vmid)
 	}
-	o, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
-		if r.Pending != nil {
-			r.Config, r.Pending = *r.Pending, nil
-		}
-		return nil
-	})
+	o, err := m.get(vmid)
+	if err == nil && o.Value.Pending != nil {
+		// Only a pending change costs a store write at start.
+		o, err = m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+			if r.Pending != nil {
+				r.Config, r.Pending = *r.Pending, nil
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -664,8 +681,9 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	if _, err := m.tool(ctx, 60*time.Second, "lxc-start", vmid, "-d", "-o", m.logFile(vmid), "-l", "WARN"); err != nil {
 		return fmt.Errorf("container %d failed to start: %s", vmid, m.startError(vmid))
 	}
-	l.Printf("container %d started in %s (init pid %d)", vmid, time.Since(t0).Round(time.Millisecond), m.initPID(vmid))
-	m.refreshIndex(vmid)
+	l.Printf("container %d started in %s", vmid, time.Since(t0).Round(time.Millisecond))
+	// lxc-start -d returns once the container runs: no need to ask LXC.
+	m.setIndex(ctx, c, "running")
 	m.watch(vmid)
 	return nil
 }
@@ -695,35 +713,76 @@ func (m *Manager) startError(vmid int) string {
 	return strings.Join(msgs, "; ")
 }
 
-// watch waits in the background for a running container to stop (its
-// init exits, or someone stops it) and updates the guest index then.
+// watch notices when a running container stops (its init exits, or
+// someone stops it) and updates the guest index then. One poller checks
+// every watched container once a second by its cgroup directory, which
+// LXC removes when the container stops: no process per container, no
+// exec per check.
 func (m *Manager) watch(vmid int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closing || m.watchers[vmid] != nil {
+	if m.closing {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.watchers[vmid] = cancel
-	go func() {
-		for ctx.Err() == nil {
-			cmd := exec.CommandContext(ctx, "lxc-wait", "-P", m.lxcPath, "-n", m.name(vmid), "-s", "STOPPED")
-			cmd.Run()
-			if ctx.Err() != nil {
-				return
-			}
-			if m.state(vmid) == "stopped" {
-				break
-			}
-			time.Sleep(time.Second)
+	m.watched[vmid] = true
+	if m.stopPoll == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.stopPoll = cancel
+		go m.poll(ctx)
+	}
+}
+
+// cgroupGone reports whether a container's cgroup is gone (it stopped);
+// known is false where the host has no freezer hierarchy to tell.
+func (m *Manager) cgroupGone(vmid int) (gone, known bool) {
+	if !cgroupV2() {
+		if _, err := os.Stat(filepath.Join(cgroupRoot, "freezer", "tasks")); err != nil {
+			return false, false
+		}
+	}
+	_, err := os.Stat(m.cgroupFile(vmid, "freezer", ""))
+	return errors.Is(err, os.ErrNotExist), true
+}
+
+func (m *Manager) poll(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 		m.mu.Lock()
-		delete(m.watchers, vmid)
-		delete(m.cpuPrev, vmid)
+		ids := make([]int, 0, len(m.watched))
+		for vmid := range m.watched {
+			ids = append(ids, vmid)
+		}
 		m.mu.Unlock()
-		m.refreshIndex(vmid)
-		m.log.Info("container stopped", "vmid", vmid)
-	}()
+		var gone []int
+		for _, vmid := range ids {
+			stopped, known := m.cgroupGone(vmid)
+			if !known {
+				stopped = m.state(vmid) == "stopped" // no freezer hierarchy to look at: ask LXC
+			}
+			if stopped {
+				gone = append(gone, vmid)
+			}
+		}
+		m.mu.Lock()
+		for _, vmid := range gone {
+			if stopped, known := m.cgroupGone(vmid); known && !stopped {
+				continue // started again meanwhile: keep watching
+			}
+			delete(m.watched, vmid)
+			delete(m.cpuPrev, vmid)
+		}
+		m.mu.Unlock()
+		for _, vmid := range gone {
+			m.refreshIndex(vmid)
+			m.log.Info("container stopped", "vmid", vmid)
+		}
+	}
 }
 
 func (m *Manager) doStop(ctx context.Context, vmid int, l *task.Log) error {
@@ -766,8 +825,8 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		if c.Node != m.node {
 			continue
 		}
-		if o.Value.Lock == "create" {
-			m.log.Warn("removing container left half-created by a crash", "vmid", c.VMID)
+		if o.Value.Lock == "create" || o.Value.Lock == "clone" {
+			m.log.Warn("removing container left half-made by a crash", "vmid", c.VMID, "lock", o.Value.Lock)
 			var vols []string
 			for _, p := range m.stor.List() {
 				if !slices.Contains(p.Content, api.ContentRootdir) {
@@ -800,8 +859,8 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closing = true
-	for _, cancel := range m.watchers {
-		cancel()
+	if m.stopPoll != nil {
+		m.stopPoll()
 	}
 }
 

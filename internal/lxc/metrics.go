@@ -1,53 +1,25 @@
 package lxc
 
 import (
-	"os"
-	"strconv"
-	"sync"
-
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/metrics"
 	"github.com/corral-project/corral/internal/network/port"
 )
 
-// samplerPIDs caches running containers' init PIDs for the sampler, so a
-// round over many containers doesn't run lxc-info for each.
-var samplerPIDs sync.Map // *Manager -> *sync.Map (vmid -> pid)
-
 // SampleGuests lists this node's running containers for the metrics
-// sampler (metrics.GuestSource): their cgroup is found from the init
-// process, their traffic from the host ends of their veths.
+// sampler (metrics.GuestSource): their cgroup directories (so the sampler
+// reads CPU, memory and I/O itself, with no exec per container) and the
+// host ends of their veths.
 func (m *Manager) SampleGuests() []metrics.GuestRef {
 	m.mu.Lock()
-	running := make([]int, 0, len(m.watchers))
-	for vmid := range m.watchers {
+	running := make([]int, 0, len(m.watched))
+	for vmid := range m.watched {
 		running = append(running, vmid)
 	}
 	m.mu.Unlock()
-	cacheAny, _ := samplerPIDs.LoadOrStore(m, &sync.Map{})
-	cache := cacheAny.(*sync.Map)
-	live := map[int]bool{}
 	out := make([]metrics.GuestRef, 0, len(running))
 	for _, vmid := range running {
-		live[vmid] = true
 		o, err := m.coll.Get(key(vmid))
-		if err != nil {
-			continue
-		}
-		pid := 0
-		if v, ok := cache.Load(vmid); ok {
-			pid = v.(int)
-			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
-				pid = 0 // restarted: look it up again
-			}
-		}
-		if pid == 0 {
-			if pid = m.initPID(vmid); pid == 0 {
-				continue
-			}
-			cache.Store(vmid, pid)
-		}
-		cg, err := metrics.CgroupOfPID(pid)
 		if err != nil {
 			continue
 		}
@@ -61,13 +33,15 @@ func (m *Manager) SampleGuests() []metrics.GuestRef {
 			ifaces = append(ifaces, port.Name(port.Veth, vmid, i))
 		}
 		out = append(out, metrics.GuestRef{VMID: vmid, Type: api.GuestContainer, Name: c.Hostname, CPUs: cpus,
-			MaxMem: uint64(c.Memory) << 20, Cgroup: cg, Ifaces: ifaces})
+			MaxMem: uint64(c.Memory) << 20, Cgroup: m.metricsCgroup(vmid), Ifaces: ifaces})
 	}
-	cache.Range(func(k, _ any) bool {
-		if !live[k.(int)] {
-			cache.Delete(k)
-		}
-		return true
-	})
 	return out
+}
+
+// metricsCgroup is where a container's cgroup lives on this host's layout.
+func (m *Manager) metricsCgroup(vmid int) metrics.Cgroup {
+	if cgroupV2() {
+		return metrics.Cgroup{V2: m.cgroupFile(vmid, "", "")}
+	}
+	return metrics.Cgroup{CPUAcct: m.cgroupFile(vmid, "cpuacct", ""), Memory: m.cgroupFile(vmid, "memory", ""), BlkIO: m.cgroupFile(vmid, "blkio", "")}
 }

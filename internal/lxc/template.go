@@ -268,8 +268,8 @@ func (m *Manager) buildDebian(ctx context.Context, mirror string, w io.Writer, l
 	os.WriteFile(filepath.Join(dir, "etc/machine-id"), nil, 0o444)
 	os.RemoveAll(filepath.Join(dir, "var/cache/apt/archives"))
 	os.MkdirAll(filepath.Join(dir, "var/cache/apt/archives/partial"), 0o755)
-	// Containers have no hardware to wait for.
-	for _, u := range []string{"systemd-udevd.service", "systemd-timesyncd.service"} {
+	// Containers have no hardware to wait for, and no debugfs to mount.
+	for _, u := range []string{"systemd-udevd.service", "systemd-timesyncd.service", "sys-kernel-debug.mount", "sys-kernel-tracing.mount"} {
 		os.Symlink("/dev/null", filepath.Join(dir, "etc/systemd/system", u))
 	}
 	tcmd := exec.CommandContext(bctx, "tar", "-C", dir, "--numeric-owner", "-czf", "-", ".")

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -254,6 +255,114 @@ func (s *Server) containerRoutes() {
 			}
 			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
 		})
+}
+
+type ctSnapIn struct {
+	VMIDParam
+	Body api.CTSnapshotCreate
+}
+type ctSnapsOut struct{ Body []api.CTSnapshot }
+type ctCloneIn struct {
+	VMIDParam
+	Body api.CTClone
+}
+
+func (s *Server) containerSnapshotRoutes() {
+	if s.CTs == nil {
+		return
+	}
+	tags := []string{"containers"}
+	cp := "/containers/{vmid}"
+	vp := "/vms/{vmid}"
+	register(s, huma.Operation{OperationID: "list-container-snapshots", Method: "GET", Path: cp + "/snapshot", Summary: "A container's snapshots", Tags: tags},
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*ctSnapsOut, error) {
+			out, err := s.CTs.Snapshots(in.VMID)
+			if err != nil {
+				return nil, err
+			}
+			return &ctSnapsOut{Body: out}, nil
+		})
+	register(s, huma.Operation{OperationID: "create-container-snapshot", Method: "POST", Path: cp + "/snapshot", Summary: "Snapshot a container's volumes (frozen meanwhile when running)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot"}}, func(ctx context.Context, in *ctSnapIn) (*taskRefOut, error) {
+			return taskRef(s.CTs.Snapshot(ctx, in.VMID, in.Body, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "rollback-container-snapshot", Method: "POST", Path: cp + "/snapshot/{name}/rollback", Summary: "Return a stopped container to a snapshot", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot.Rollback"}}, func(ctx context.Context, in *vmSnapNameIn) (*taskRefOut, error) {
+			return taskRef(s.CTs.Rollback(ctx, in.VMID, in.Name, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "delete-container-snapshot", Method: "DELETE", Path: cp + "/snapshot/{name}", Summary: "Delete a container snapshot", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Snapshot"}}, func(ctx context.Context, in *vmSnapNameIn) (*taskRefOut, error) {
+			return taskRef(s.CTs.DeleteSnapshot(ctx, in.VMID, in.Name, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "container-template", Method: "POST", Path: cp + "/template", Summary: "Turn a stopped container into a template", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *VMIDParam) (*taskRefOut, error) {
+			return taskRef(s.CTs.Template(ctx, in.VMID, caller(ctx).String()))
+		})
+	register(s, huma.Operation{OperationID: "container-clone", Method: "POST", Path: cp + "/clone", Summary: "Clone a stopped container or a template (linked where the storage can)", Tags: tags, DefaultStatus: 202},
+		Perm{Path: vp, Privs: []string{"VM.Clone"}}, func(ctx context.Context, in *ctCloneIn) (*vmCreatedOut, error) {
+			c := caller(ctx)
+			if !c.Ev.Has("/vms", "VM.Allocate") && (in.Body.NewID == 0 || !c.Ev.Has("/vms/"+strconv.Itoa(in.Body.NewID), "VM.Allocate")) {
+				return nil, errs.Forbidden("permission denied: VM.Allocate required on /vms to create the clone")
+			}
+			newid, upid, err := s.CTs.Clone(ctx, in.VMID, in.Body, c.String())
+			if err != nil {
+				return nil, err
+			}
+			out := &vmCreatedOut{}
+			out.Body.Task, out.Body.VMID = upid, newid
+			return out, nil
+		})
+}
+
+type availableIn struct {
+	Server string `query:"server" maxLength:"2048" doc:"simplestreams server (default: the node's image_server)"`
+}
+type availableOut struct{ Body []api.AvailableTemplate }
+type templateDownloadIn struct {
+	NodeStorageParam
+	Body api.TemplateDownload
+}
+
+func (s *Server) templateRoutes() {
+	if s.CTs == nil {
+		return
+	}
+	tags := []string{"containers"}
+	register(s, huma.Operation{OperationID: "list-available-templates", Method: "GET", Path: "/templates/available", Summary: "Container images a simplestreams server offers",
+		Description: "Any authenticated user may list the node's configured server; another server needs Sys.Modify on /nodes/{node}, since the node fetches it.", Tags: tags},
+		Perm{Authenticated: true}, func(ctx context.Context, in *availableIn) (*availableOut, error) {
+			if in.Server != "" && !caller(ctx).Ev.Has("/nodes/"+s.Node, "Sys.Modify") {
+				return nil, errs.Forbidden("permission denied: Sys.Modify required on /nodes/%s to make the node fetch another server", s.Node)
+			}
+			out, err := s.CTs.Available(ctx, in.Server)
+			if err != nil {
+				var e *errs.Error
+				if !errors.As(err, &e) {
+					err = errs.Conflict("%v", err) // the server is unreachable or answers garbage
+				}
+				return nil, err
+			}
+			return &availableOut{Body: out}, nil
+		})
+	register(s, huma.Operation{OperationID: "download-template", Method: "POST", Path: "/nodes/{node}/storage/{storage}/download-template", Summary: "Fetch a container template (simplestreams image or URL) into a pool, as a task",
+		Description: "Also needs Sys.Modify on /nodes/{node}: the node opens the connections.", Tags: tags, DefaultStatus: 202},
+		Perm{Path: "/storage/{storage}", Privs: []string{"Datastore.AllocateTemplate"}}, func(ctx context.Context, in *templateDownloadIn) (*taskRefOut, error) {
+			if in.Node != s.Node {
+				return nil, errs.Conflict("templates are fetched by the node that stores them; send the request to %s", in.Node)
+			}
+			if !caller(ctx).Ev.Has("/nodes/"+in.Node, "Sys.Modify") {
+				return nil, errs.Forbidden("permission denied: Sys.Modify required on /nodes/%s to make the node fetch a template", in.Node)
+			}
+			return taskRef(s.CTs.DownloadTemplate(ctx, in.Storage, in.Body, caller(ctx).String()))
+		})
+}
+
+// taskRef answers an operation that started a task.
+func taskRef(upid string, err error) (*taskRefOut, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
 }
 
 // wsWriter sends each write as one binary message with a channel byte.

@@ -18,6 +18,8 @@ func (s *Server) routes() {
 	s.containerRoutes()
 	s.networkRoutes()
 	s.firewallRoutes()
+	s.containerSnapshotRoutes()
+	s.templateRoutes()
 	s.eventRoutes()
 	s.metricsRoutes()
 }

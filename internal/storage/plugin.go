@@ -162,10 +162,14 @@ type Baser interface {
 	MakeBase(ctx context.Context, name string) (api.Volume, error)
 }
 
-// BaseName returns the base- name of a vm- disk file name.
+// BaseName returns the base name of a guest volume: base- for a vm- disk,
+// basevol- for a subvol- container root filesystem.
 func BaseName(file string) (string, bool) {
 	if rest, ok := strings.CutPrefix(file, "vm-"); ok {
 		return "base-" + rest, true
+	}
+	if rest, ok := strings.CutPrefix(file, "subvol-"); ok {
+		return "basevol-" + rest, true
 	}
 	return "", false
 }

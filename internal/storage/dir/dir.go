@@ -460,6 +460,7 @@ func (p *Pool) Free(ctx context.Context, name string) error {
 		if p.Subvol != nil {
 			return p.Subvol.Delete(ctx, path)
 		}
+		freeSubvolSnapshots(path)
 		return os.RemoveAll(path)
 	}
 	if strings.HasPrefix(filepath.Base(name), "base-") {
@@ -525,6 +526,9 @@ func (p *Pool) qcow2(ctx context.Context, name, snap string) (string, error) {
 // Snapshot takes an offline internal qcow2 snapshot. Running VMs snapshot
 // through QMP instead (VM driver).
 func (p *Pool) Snapshot(ctx context.Context, name, snap string) error {
+	if dir, ok := p.subvolDir(name); ok {
+		return p.snapshotSubvol(ctx, name, dir, snap)
+	}
 	path, err := p.qcow2(ctx, name, snap)
 	if err != nil {
 		return err
@@ -534,6 +538,9 @@ func (p *Pool) Snapshot(ctx context.Context, name, snap string) error {
 
 // Rollback implements storage.Pool.
 func (p *Pool) Rollback(ctx context.Context, name, snap string) error {
+	if dir, ok := p.subvolDir(name); ok {
+		return p.rollbackSubvol(ctx, name, dir, snap)
+	}
 	path, err := p.qcow2(ctx, name, snap)
 	if err != nil {
 		return err
@@ -543,6 +550,9 @@ func (p *Pool) Rollback(ctx context.Context, name, snap string) error {
 
 // DeleteSnapshot implements storage.Pool.
 func (p *Pool) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	if dir, ok := p.subvolDir(name); ok {
+		return p.deleteSubvolSnapshot(name, dir, snap)
+	}
 	path, err := p.qcow2(ctx, name, snap)
 	if err != nil {
 		return err
@@ -558,6 +568,9 @@ func (p *Pool) Clone(ctx context.Context, src string, vmid int, linked bool) (ap
 		return api.Volume{}, err
 	}
 	if sv.Format == api.FormatSubvol {
+		if dir, ok := p.subvolDir(src); ok {
+			return p.cloneSubvol(ctx, src, dir, vmid, linked)
+		}
 		return api.Volume{}, fmt.Errorf("clone of directories: %w on dir storage", storage.ErrNotSupported)
 	}
 	if linked && !strings.HasPrefix(filepath.Base(src), "base-") {
@@ -603,6 +616,9 @@ func (p *Pool) MakeBase(ctx context.Context, name string) (api.Volume, error) {
 	path, err := p.Abs(name)
 	if err != nil {
 		return api.Volume{}, err
+	}
+	if dir, ok := p.subvolDir(name); ok {
+		return p.makeBaseSubvol(ctx, name, dir)
 	}
 	dirName, file := filepath.Split(name)
 	base, ok := storage.BaseName(file)
