@@ -40,6 +40,7 @@ type report struct {
 	vms          *vmResult      // nil when the phase did not run
 	net          *netResult     // nil when the phase did not run
 	cts          *ctResult      // nil when the phase did not run
+	metrics      *metricsResult // nil when the phase did not run
 
 	section int // numbers the sections in the order they are written
 }
@@ -163,6 +164,9 @@ func (r *report) markdown() string {
 	if r.cts != nil {
 		r.ctSection(&b)
 	}
+	if r.metrics != nil {
+		r.metricsSection(&b)
+	}
 	r.methodSection(&b)
 	return b.String()
 }
@@ -249,6 +253,12 @@ func (r *report) summary(b *strings.Builder) {
 	if c := r.cts; c != nil {
 		fmt.Fprintf(b, "| Container create+start through the API within %.0f %% of bare LXC doing the same (unpack, config, `lxc-start`), busybox (medians of %d) | %s vs %s (%+.0f %%) | %s |\n",
 			100*(targetCTOverRatio-1), len(c.corral), ms(median(c.corral)), ms(median(c.bare)), 100*(c.ratio()-1), yesNo(c.ratio() <= targetCTOverRatio))
+	}
+	if m := r.metrics; m != nil {
+		fmt.Fprintf(b, "| Sampling the node and %d running guests costs < %.0f %% of one core at a %s interval (median of %d rounds; simulated guests, see §Metrics) | %.3f %% | %s |\n",
+			sampleGuests, 100*targetSampleShare, sampleInterval, len(m.cpu), 100*m.share(), yesNo(m.share() < targetSampleShare))
+		fmt.Fprintf(b, "| %s subscribed to the event stream receive a change within %s p99 (%d changes) | %s | %s |\n",
+			thousands(fanoutClients)+" clients", msShort(targetFanoutP99), fanoutChanges, ms(m.fanout.pct(99)), yesNo(m.fanout.pct(99) < targetFanoutP99))
 	}
 	fmt.Fprintf(b, "\n")
 }

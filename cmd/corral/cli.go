@@ -181,6 +181,8 @@ server), or, for root on a node, from the local unix socket
 		a.newTemplateCmd(),
 		a.newNetCmd(),
 		a.newFirewallCmd(),
+		a.newEventsCmd(),
+		a.newTopCmd(),
 		a.newVersionCmd(),
 		newDaemonCmd(),
 	)

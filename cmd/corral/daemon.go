@@ -54,6 +54,9 @@ and flags, in increasing precedence. SIGTERM shuts down cleanly.`,
 			if f.Changed("ticket-lifetime") {
 				c.TicketLifetime = fl.TicketLifetime
 			}
+			if f.Changed("metrics-interval") {
+				c.MetricsInterval = fl.MetricsInterval
+			}
 			if err := c.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -75,5 +78,6 @@ and flags, in increasing precedence. SIGTERM shuts down cleanly.`,
 	f.StringVar(&fl.LogLevel, "log-level", "", "debug, info, warn or error")
 	f.StringVar(&fl.LogFormat, "log-format", "", "text or json")
 	f.DurationVar(&fl.TicketLifetime, "ticket-lifetime", 0, "login ticket lifetime (default 2h)")
+	f.DurationVar(&fl.MetricsInterval, "metrics-interval", 0, "how often to sample the node and its guests (default 10s)")
 	return cmd
 }

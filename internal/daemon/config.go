@@ -32,6 +32,8 @@ type Config struct {
 	PAMService     string        `yaml:"pam_service"`
 	NetNS          string        `yaml:"netns"`        // network namespace the network layer manages; "" = the daemon's own (tests set one)
 	ImageServer    string        `yaml:"image_server"` // simplestreams server for container templates
+	// MetricsInterval is how often the node samples itself and its guests.
+	MetricsInterval time.Duration `yaml:"metrics_interval"`
 }
 
 // DefaultConfigFile is read when it exists and --config is not given.
@@ -44,18 +46,19 @@ func Defaults() Config {
 		host = host[:i]
 	}
 	return Config{
-		Node:           host,
-		DataDir:        "/var/lib/corral",
-		Listen:         ":8006",
-		Socket:         "/run/corral/corral.sock",
-		Address:        "127.0.0.1",
-		StoreClientURL: "", // unix socket in the data dir, see Validate
-		StorePeerURL:   "http://127.0.0.1:8008",
-		TicketLifetime: 2 * time.Hour,
-		LogLevel:       "info",
-		LogFormat:      "text",
-		PAMService:     "corral",
-		ImageServer:    "https://images.linuxcontainers.org",
+		Node:            host,
+		DataDir:         "/var/lib/corral",
+		Listen:          ":8006",
+		Socket:          "/run/corral/corral.sock",
+		Address:         "127.0.0.1",
+		StoreClientURL:  "", // unix socket in the data dir, see Validate
+		StorePeerURL:    "http://127.0.0.1:8008",
+		TicketLifetime:  2 * time.Hour,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		PAMService:      "corral",
+		ImageServer:     "https://images.linuxcontainers.org",
+		MetricsInterval: 10 * time.Second,
 	}
 }
 
@@ -91,6 +94,13 @@ func (c *Config) LoadEnv() error {
 			*p = v
 		}
 	}
+	if v, ok := os.LookupEnv("CORRAL_METRICS_INTERVAL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CORRAL_METRICS_INTERVAL: %w", err)
+		}
+		c.MetricsInterval = d
+	}
 	if v, ok := os.LookupEnv("CORRAL_TICKET_LIFETIME"); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -110,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data_dir is empty")
+	}
+	if c.MetricsInterval < time.Second || c.MetricsInterval > 10*time.Minute {
+		return fmt.Errorf("config: metrics_interval %s must be between 1s and 10m", c.MetricsInterval)
 	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {

@@ -24,8 +24,10 @@ import (
 	"github.com/corral-project/corral/internal/access"
 	"github.com/corral-project/corral/internal/access/pam"
 	"github.com/corral-project/corral/internal/cluster"
+	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/lxc"
+	"github.com/corral-project/corral/internal/metrics"
 	"github.com/corral-project/corral/internal/network/stack"
 	"github.com/corral-project/corral/internal/node"
 	"github.com/corral-project/corral/internal/qemu"
@@ -71,6 +73,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		return err
 	}
 	defer st.Close()
+	hub := events.New(st, log, events.Options{})
+	defer hub.Close()
 
 	acc := access.New(st, log)
 	pamOK, pamWhy := pam.Available()
@@ -168,13 +172,35 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	defer cts.Close()
 	netStack.Start(runCtx) // after the drivers registered their running guests' NICs
 
+	metricServers := metrics.NewServers(st)
+	met, err := metrics.New(metrics.Config{Node: c.Node, Dir: filepath.Join(c.DataDir, "rrd"), Interval: c.MetricsInterval, Log: log,
+		Storage: func(ctx context.Context) []metrics.StorageUsage {
+			var out []metrics.StorageUsage
+			for _, p := range stor.List() {
+				if ps := stor.CachedStatus(ctx, p); ps.Active {
+					out = append(out, metrics.StorageUsage{Storage: p.Storage, Total: ps.Total, Used: ps.Used})
+				}
+			}
+			return out
+		}})
+	if err != nil {
+		return err
+	}
+	met.AddGuestSource(vms)
+	met.AddGuestSource(cts)
+	met.SetServers(metricServers.Configs)
+	go met.Run(runCtx)
+	go forgetDestroyedGuests(hub, met, c.Node, log)
+
 	srv := server.New(server.Deps{
 		Node: c.Node, Version: Version, Commit: Commit, Store: st, Access: acc, Tasks: tasks, Nodes: nodes,
-		Guests:     guests,
-		VMs:        vms,
-		CTs:        cts,
-		Net:        netStack,
-		Storage:    stor,
+		Guests:  guests,
+		VMs:     vms,
+		CTs:     cts,
+		Net:     netStack,
+		Storage: stor,
+		Events:  hub,
+		Metrics: met, MetricServers: metricServers,
 		NodeStatus: func(ctx context.Context) (api.NodeStatus, error) { return node.Status(ctx, c.Node) },
 		Audit:      auditFile, Log: log,
 	})
@@ -225,6 +251,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	}
 	shCtx, shCancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer shCancel()
+	hub.Close() // ends event streams, which would otherwise hold the listeners open
 	hs.Shutdown(shCtx)
 	if us != nil {
 		us.Shutdown(shCtx)
@@ -234,6 +261,37 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	stopRun()
 	log.Info("stopped")
 	return nil
+}
+
+// forgetDestroyedGuests drops the metric history of this node's guests
+// when they are destroyed, so a reused ID starts with an empty history.
+// It ends when the hub closes (at shutdown).
+func forgetDestroyedGuests(hub *events.Hub, met *metrics.Service, node string, log *slog.Logger) {
+	last := ""
+	handle := func(it *events.Item) {
+		last = it.Event.ID
+		if e := it.Event; e.Type == api.EventGuestDeleted && e.Node == node {
+			if err := met.ForgetGuest(e.VMID); err != nil {
+				log.Warn("metrics: removing a destroyed guest's history", "vmid", e.VMID, "err", err)
+			}
+		}
+	}
+	for {
+		backlog, sub, _, err := hub.Subscribe(last)
+		if err != nil {
+			log.Warn("metrics: cannot follow guest deletions", "err", err)
+			return
+		}
+		for _, it := range backlog {
+			handle(it)
+		}
+		for it := range sub.C {
+			handle(it)
+		}
+		if !sub.Lagged() {
+			return
+		}
+	}
 }
 
 func displayAddr(a string) string {

@@ -20,4 +20,6 @@ func (s *Server) routes() {
 	s.firewallRoutes()
 	s.containerSnapshotRoutes()
 	s.templateRoutes()
+	s.eventRoutes()
+	s.metricsRoutes()
 }

@@ -22,8 +22,10 @@ import (
 	"github.com/corral-project/corral/internal/access"
 	"github.com/corral-project/corral/internal/cluster"
 	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/events"
 	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/lxc"
+	"github.com/corral-project/corral/internal/metrics"
 	"github.com/corral-project/corral/internal/network/stack"
 	"github.com/corral-project/corral/internal/qemu"
 	"github.com/corral-project/corral/internal/storage"
@@ -46,8 +48,12 @@ type Deps struct {
 	CTs        *lxc.Manager // nil when the node has no LXC
 	Net        *stack.Stack // the node's network layer; nil disables its endpoints
 	NodeStatus func(ctx context.Context) (api.NodeStatus, error)
-	Audit      io.Writer
-	Log        *slog.Logger
+	Events     *events.Hub // the event stream; nil disables GET /events
+	Metrics    *metrics.Service
+	// MetricServers are the external metric server definitions.
+	MetricServers *metrics.Servers
+	Audit         io.Writer
+	Log           *slog.Logger
 }
 
 // Server is the HTTP handler of one node.
@@ -88,6 +94,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.Path += "/follow"
 			r.URL.RawPath = ""
 		}
+	}
+	if r.URL.Path == "/metrics" { // where Prometheus looks by default
+		r.URL.Path, r.URL.RawPath = "/api/v1/metrics", ""
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)

@@ -96,6 +96,7 @@ type Event struct {
 	Value   []byte // nil on delete
 	Deleted bool
 	Rev     int64
+	Prev    []byte // the value before this change; nil if the key was new (or compacted away)
 }
 
 // Open starts the embedded member, waits until it serves, loads the cache
@@ -197,18 +198,22 @@ func (s *Store) watch(ctx context.Context, from int64) {
 			s.mu.Lock()
 			for _, ev := range wr.Events {
 				k := string(ev.Kv.Key)
+				var prev []byte
+				if ev.PrevKv != nil {
+					prev = ev.PrevKv.Value
+				}
 				if ev.Type == clientv3.EventTypeDelete {
 					if _, ok := s.data[k]; ok {
 						delete(s.data, k)
 						s.removeKey(k)
 					}
-					evs = append(evs, Event{Key: k, Deleted: true, Rev: ev.Kv.ModRevision})
+					evs = append(evs, Event{Key: k, Deleted: true, Rev: ev.Kv.ModRevision, Prev: prev})
 				} else {
 					if _, ok := s.data[k]; !ok {
 						s.insertKey(k)
 					}
 					s.data[k] = &KV{Key: k, Value: ev.Kv.Value, ModRev: ev.Kv.ModRevision, CreateRev: ev.Kv.CreateRevision, Lease: ev.Kv.Lease}
-					evs = append(evs, Event{Key: k, Value: ev.Kv.Value, Rev: ev.Kv.ModRevision})
+					evs = append(evs, Event{Key: k, Value: ev.Kv.Value, Rev: ev.Kv.ModRevision, Prev: prev})
 				}
 			}
 			if wr.Header.Revision > s.rev {
