@@ -14,7 +14,7 @@ APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates curl
 APT_BUILD += xorriso qemu-system-x86 qemu-utils qemu-block-extra ovmf btrfs-progs
 APT_BUILD += lxc uidmap busybox-static openssl xz-utils zstd debootstrap
 APT_BUILD += dnsmasq-base iproute2
-APT_TEST  := passwd login tgt xorriso e2fsprogs iputils-ping busybox iperf3
+APT_TEST  := passwd login tgt xorriso e2fsprogs iputils-ping iperf3
 RUN_DIR   ?= $(CURDIR)/.corral
 SOCKET    ?= $(if $(filter 0,$(shell id -u)),/run/corral/corral.sock,$(RUN_DIR)/corral.sock)
 

@@ -265,3 +265,25 @@ func TestLimitKeysV2(t *testing.T) {
 		t.Errorf("v2 cgroup file: %s", got)
 	}
 }
+
+func TestCheckStatic(t *testing.T) {
+	tests := []struct {
+		path   string
+		static bool
+	}{
+		{"/bin/busybox", true}, // busybox-static
+		{"/bin/ls", false},     // every Debian binary is dynamic
+	}
+	for _, tt := range tests {
+		b, err := os.ReadFile(tt.path)
+		if err != nil {
+			t.Skipf("%s: %v", tt.path, err)
+		}
+		if err := checkStatic(b); (err == nil) != tt.static {
+			t.Errorf("checkStatic(%s) = %v, want static=%v", tt.path, err, tt.static)
+		}
+	}
+	if checkStatic([]byte("#!/bin/sh\n")) == nil {
+		t.Error("a shell script passed as a static ELF binary")
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -98,6 +100,9 @@ func BuildBusybox(ctx context.Context, w io.Writer) error {
 	bin, err := os.ReadFile(BusyboxBinary)
 	if err != nil {
 		return fmt.Errorf("busybox template: %w", err)
+	}
+	if err := checkStatic(bin); err != nil {
+		return fmt.Errorf("busybox template: %s %w (Debian's busybox package replaced busybox-static? install busybox-static)", BusyboxBinary, err)
 	}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -278,6 +283,23 @@ func (m *Manager) buildDebian(ctx context.Context, mirror string, w io.Writer, l
 	tcmd.Stderr = &stderr
 	if err := tcmd.Run(); err != nil {
 		return fmt.Errorf("pack template: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// checkStatic refuses a dynamically linked binary: inside a container
+// without the host's libc it would fail to exec with a bare "No such file
+// or directory".
+func checkStatic(bin []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(bin))
+	if err != nil {
+		return fmt.Errorf("is not an ELF executable: %w", err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return errors.New("is dynamically linked")
+		}
 	}
 	return nil
 }
