@@ -27,6 +27,7 @@ import (
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/store"
 	"github.com/corral-project/corral/internal/task"
+	"github.com/corral-project/corral/internal/webui"
 )
 
 // Deps is everything the handlers use.
@@ -84,6 +85,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.Path += "/follow"
 			r.URL.RawPath = ""
 		}
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		webui.Handler.ServeHTTP(w, r) // the web UI: everything outside /api/
+		return
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)
