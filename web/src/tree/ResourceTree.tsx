@@ -6,6 +6,7 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { SegmentedControl, Stack, Text, TextInput, Tooltip } from '@mantine/core';
 import { useResources } from '../api/queries';
 import type { Resource } from '../api/types';
+import { Icon } from '../lib/icons';
 import { buildRows, type Row, type TreeView } from './model';
 
 const ROW = 26;
@@ -19,6 +20,7 @@ export function statusColor(r?: Resource): string {
     case 'paused':
       return 'var(--mantine-color-yellow-6)';
     case 'stopped':
+    case 'unknown':
       return 'var(--mantine-color-gray-5)';
     case undefined:
       return 'transparent';
@@ -27,15 +29,11 @@ export function statusColor(r?: Resource): string {
   }
 }
 
-const kindIcon: Record<Row['kind'], string> = {
-  datacenter: '▦', node: '🖥', qemu: '▭', lxc: '⬡', storage: '🗄', group: '▤',
-};
-
 function RowIcon({ row }: { row: Row }) {
   const tmpl = row.resource?.template;
   return (
     <>
-      <span aria-hidden style={{ width: 16, textAlign: 'center', flex: 'none' }}>{tmpl ? '⧉' : kindIcon[row.kind]}</span>
+      <Icon name={tmpl ? 'template' : row.kind} style={{ flex: 'none', opacity: 0.8 }} />
       {row.resource && row.kind !== 'group' && (
         <Tooltip label={tmpl ? 'template' : row.resource.status ?? ''} openDelay={400}>
           <span className="status-dot" style={{ background: tmpl ? 'transparent' : statusColor(row.resource) }} aria-label={tmpl ? 'template' : row.resource.status} />

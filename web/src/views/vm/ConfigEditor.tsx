@@ -138,7 +138,7 @@ function EditField({ vm, field, onClose }: { vm: VM; field: Field; onClose: () =
   let input;
   switch (field.kind) {
     case 'number':
-      input = <NumberInput {...common} value={value as number} onChange={(v) => setValue(typeof v === 'number' ? v : Number(v))} min={field.min} max={field.max} allowDecimal={false} />;
+      input = <NumberInput clampBehavior="none" {...common} value={value as number} onChange={(v) => setValue(typeof v === 'number' ? v : Number(v))} min={field.min} max={field.max} allowDecimal={false} />;
       break;
     case 'select':
       input = <Select {...common} data={field.options ?? []} value={String(value)} onChange={(v) => setValue(v)} allowDeselect={false} />;

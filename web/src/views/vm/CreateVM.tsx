@@ -84,7 +84,7 @@ export default function CreateVM({ onClose }: { onClose: () => void }) {
         <Stepper.Step label="General">
           <Stack>
             <Select label="Node" data={nodes} value={node} onChange={(v) => v && set('node')(v)} allowDeselect={false} />
-            <NumberInput label="VM ID" value={f.vmid} onChange={(v) => set('vmid')(v === '' ? '' : Number(v))} error={err('vmid')} min={100} allowDecimal={false} name="vmid" />
+            <NumberInput clampBehavior="none" label="VM ID" value={f.vmid} onChange={(v) => set('vmid')(v === '' ? '' : Number(v))} error={err('vmid')} min={100} allowDecimal={false} name="vmid" />
             <TextInput label="Name" value={f.name} onChange={(e) => set('name')(e.currentTarget.value)} error={err('name')} name="name" />
             <TagsInput label="Tags" value={f.tags} onChange={set('tags')} error={err('tags')} />
           </Stack>
@@ -129,15 +129,15 @@ export default function CreateVM({ onClose }: { onClose: () => void }) {
         </Stepper.Step>
         <Stepper.Step label="CPU">
           <Stack>
-            <NumberInput label="Sockets" value={f.sockets} onChange={(v) => set('sockets')(Number(v))} error={err('sockets')} min={1} max={4} allowDecimal={false} name="sockets" />
-            <NumberInput label="Cores per socket" value={f.cores} onChange={(v) => set('cores')(Number(v))} error={err('cores')} min={1} max={128} allowDecimal={false} name="cores" />
+            <NumberInput clampBehavior="none" label="Sockets" value={f.sockets} onChange={(v) => set('sockets')(Number(v))} error={err('sockets')} min={1} max={4} allowDecimal={false} name="sockets" />
+            <NumberInput clampBehavior="none" label="Cores per socket" value={f.cores} onChange={(v) => set('cores')(Number(v))} error={err('cores')} min={1} max={128} allowDecimal={false} name="cores" />
             <Select label="Type" data={['host', 'max', 'x86-64-v2', 'x86-64-v2-AES', 'x86-64-v3', 'qemu64', 'kvm64']} value={f.cpu} onChange={(v) => v && set('cpu')(v)} allowDeselect={false} error={err('cpu')} />
           </Stack>
         </Stepper.Step>
         <Stepper.Step label="Memory">
           <Stack>
-            <NumberInput label="Memory (MiB)" value={f.memory} onChange={(v) => set('memory')(Number(v))} error={err('memory')} min={16} step={128} allowDecimal={false} name="memory" />
-            <NumberInput label="Minimum memory for the balloon (MiB, 0 = no balloon)" value={f.balloon} onChange={(v) => set('balloon')(Number(v))} error={err('balloon')} min={0} allowDecimal={false} />
+            <NumberInput clampBehavior="none" label="Memory (MiB)" value={f.memory} onChange={(v) => set('memory')(Number(v))} error={err('memory')} min={16} step={128} allowDecimal={false} name="memory" />
+            <NumberInput clampBehavior="none" label="Minimum memory for the balloon (MiB, 0 = no balloon)" value={f.balloon} onChange={(v) => set('balloon')(Number(v))} error={err('balloon')} min={0} allowDecimal={false} />
           </Stack>
         </Stepper.Step>
         <Stepper.Step label="Network">

@@ -24,7 +24,7 @@ export function GuestActions({ state, name, onConsole }: { state: GuestState; na
     const s = st(a);
     if (!s.allowed) return null;
     return (
-      <Button key={a} size="xs" variant="default" c={color} disabled={!s.enabled || power.isPending} onClick={() => power.mutate(a)} data-action={a}>
+      <Button key={a} size="xs" variant="default" c={s.enabled ? color : undefined} disabled={!s.enabled || power.isPending} onClick={() => power.mutate(a)} data-action={a}>
         {label}
       </Button>
     );

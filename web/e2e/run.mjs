@@ -1,0 +1,236 @@
+// End-to-end test of the web UI against a real daemon, driven by
+// playwright-core with Debian's chromium (no browser download). Started by
+// test/web_e2e_test.go, which prepares the daemon: the test guest's ISO
+// uploaded to "local", a restricted user owning one VM. Writes a screenshot
+// of each main view to OUT. Exits non-zero on the first failed step.
+//
+// Env: CORRAL_URL, ADMIN_USER, ADMIN_PASSWORD, USER_NAME, USER_PASSWORD,
+//      USER_VMID, ISO (volume ID), OUT (screenshot dir), CHROMIUM (binary).
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const env = (k, d) => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) throw new Error(`missing env ${k}`);
+  return v;
+};
+const base = env('CORRAL_URL');
+const out = env('OUT');
+const vmid = 100;
+const t0 = Date.now();
+const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+let step = 'start';
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function browser() {
+  const profile = mkdtempSync(join(tmpdir(), 'corral-e2e-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+    headless: true,
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.setDefaultTimeout(20_000);
+  page.on('pageerror', (e) => log('page error:', e.message));
+  return { ctx, page, close: async () => { await ctx.close(); rmSync(profile, { recursive: true, force: true }); } };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(out, `${name}.png`) });
+  log('screenshot', name);
+}
+
+async function login(page, user, password) {
+  await page.goto(base + '/');
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByTestId('resource-tree').waitFor();
+}
+
+/** Picks an option of the Mantine Select labelled label. */
+async function choose(page, label, option) {
+  await page.getByRole('dialog').getByLabel(label, { exact: true }).click();
+  await page.getByRole('option', { name: option, exact: true }).click();
+}
+
+async function taskRow(page, type, status) {
+  await page.locator(`[data-testid=tasks-panel] tr[data-task-type="${type}"][data-status="${status}"]`).first().waitFor({ timeout: 60_000 });
+}
+
+async function admin() {
+  const { page, close } = await browser();
+  try {
+    step = 'login page';
+    await page.goto(base + '/');
+    await shot(page, 'login');
+    step = 'wrong password';
+    await page.getByLabel('User name').fill(env('ADMIN_USER'));
+    await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    const err = await page.getByTestId('login-error').textContent();
+    assert(/wrong user name or password/.test(err), `login error says: ${err}`);
+
+    step = 'login';
+    await login(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+    await page.getByText('Nodes online').waitFor();
+    await shot(page, 'datacenter');
+
+    step = 'create wizard';
+    await page.getByTestId('create-vm').click();
+    const wiz = page.getByRole('dialog');
+    await wiz.getByRole('textbox', { name: 'VM ID' }).fill(String(vmid));
+    await wiz.getByRole('textbox', { name: 'Name' }).fill('e2e-guest');
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    await choose(page, 'ISO image', env('ISO'));
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    await choose(page, 'Machine', 'pc');
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    await wiz.getByRole('textbox', { name: 'Size' }).fill('64M');
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    // Client-side validation stops a bad value on its field.
+    await wiz.getByRole('textbox', { name: 'Memory (MiB)' }).fill('8');
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    await wiz.getByText('between 16 and 4194304 MiB').waitFor();
+    await wiz.getByRole('textbox', { name: 'Memory (MiB)' }).fill('256');
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    await wiz.getByRole('button', { name: 'Next' }).click();
+    const summary = await wiz.getByTestId('create-summary').textContent();
+    assert(summary.includes('"memory": 256') && summary.includes(env('ISO')), `summary: ${summary}`);
+    await shot(page, 'create-wizard');
+    await wiz.getByTestId('create-finish').click();
+    await page.waitForURL(`**/qemu/${vmid}`);
+    await taskRow(page, 'qmcreate', 'ok');
+    await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor();
+
+    step = 'start';
+    await page.locator('[data-action=start]:not([disabled])').click();
+    await taskRow(page, 'qmstart', 'ok');
+    await page.getByTestId('vm-status').filter({ hasText: 'running' }).waitFor({ timeout: 30_000 });
+    await shot(page, 'vm-summary');
+
+    step = 'vnc console';
+    await page.getByRole('tab', { name: 'Console' }).click();
+    await page.getByTestId('vnc-state').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
+    const screen = page.getByTestId('vnc-screen');
+    await page.waitForTimeout(1000);
+    const first = await screen.screenshot();
+    let changed = false;
+    for (let i = 0; i < 30 && !changed; i++) {
+      await page.waitForTimeout(1000);
+      changed = !(await screen.screenshot()).equals(first);
+    }
+    assert(changed, 'the VNC screen did not change in 30 s');
+    writeFileSync(join(out, 'vnc-first.png'), first);
+    await page.waitForTimeout(3000);
+    await shot(page, 'vm-console');
+
+    step = 'tasks panel and log';
+    await page.getByRole('button', { name: new RegExp(`^Log of qmstart ${vmid}`) }).first().click();
+    const logBox = page.getByTestId('task-log');
+    await logBox.waitFor();
+    await page.waitForFunction(() => !/waiting for output/.test(document.querySelector('[data-testid=task-log]')?.textContent ?? ''));
+    await page.waitForTimeout(500); // the modal's fade-in
+    await shot(page, 'task-log');
+    await page.keyboard.press('Escape');
+
+    step = 'hardware';
+    await page.getByRole('tab', { name: 'Hardware' }).click();
+    await page.getByRole('table', { name: 'Hardware' }).waitFor();
+    // A change to a running VM is pending until the next start.
+    await page.getByRole('button', { name: 'Edit Memory (MiB)' }).click();
+    await page.getByRole('dialog').getByRole('textbox', { name: 'Memory (MiB)' }).fill('384');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await page.locator('tr[data-field=memory][data-pending=true]').waitFor();
+    await shot(page, 'vm-hardware-pending');
+
+    step = 'snapshots';
+    await page.getByRole('tab', { name: 'Snapshots' }).click();
+    await page.getByRole('table', { name: 'Snapshots' }).waitFor();
+    await shot(page, 'vm-snapshots');
+
+    step = 'storage';
+    await page.goto(base + '/storage/n1/local/content');
+    await page.getByRole('table', { name: 'Content' }).getByText(env('ISO')).waitFor();
+    await shot(page, 'storage-content');
+
+    step = 'node';
+    await page.goto(base + '/node/n1');
+    await page.getByText('Capabilities').waitFor();
+    await shot(page, 'node');
+
+    step = 'permissions';
+    await page.goto(base + '/datacenter/acl');
+    await page.getByRole('table', { name: 'ACL' }).getByText(env('USER_NAME')).waitFor();
+    await shot(page, 'permissions');
+
+    step = 'search';
+    await page.goto(base + `/qemu/${vmid}`);
+    await page.getByTestId('tree-search').fill('e2e-gu');
+    await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor();
+    assert((await page.locator(`[role=treeitem][data-key="qemu/${env('USER_VMID')}"]`).count()) === 0, 'search did not filter');
+    await page.getByTestId('tree-search').fill('');
+
+    step = 'dark theme';
+    await page.getByRole('button', { name: 'Toggle color theme' }).click();
+    await page.mouse.move(700, 500);
+    await page.waitForTimeout(500);
+    await shot(page, 'vm-dark');
+    await page.getByRole('button', { name: 'Toggle color theme' }).click();
+
+    step = 'stop';
+    await page.locator('[data-action=stop]:not([disabled])').click();
+    await taskRow(page, 'qmstop', 'ok');
+
+    step = 'logout';
+    await page.getByTestId('user-menu').click();
+    await page.getByTestId('logout').click();
+    await page.getByRole('button', { name: 'Log in' }).waitFor();
+  } catch (e) {
+    await shot(page, 'failure-admin').catch(() => {});
+    throw e;
+  } finally {
+    await close();
+  }
+}
+
+async function restricted() {
+  const { page, close } = await browser();
+  try {
+    step = 'restricted login';
+    const uv = env('USER_VMID');
+    await login(page, env('USER_NAME'), env('USER_PASSWORD'));
+    await page.locator(`[role=treeitem][data-key="qemu/${uv}"]`).waitFor();
+    const guests = await page.locator('[role=treeitem][data-key^="qemu/"]').count();
+    assert(guests === 1, `restricted user sees ${guests} VMs, want 1`);
+    assert((await page.getByTestId('create-vm').count()) === 0, 'restricted user has a Create VM button');
+    step = 'restricted VM view';
+    await page.locator(`[role=treeitem][data-key="qemu/${uv}"]`).click();
+    await page.locator('[data-action=start]').waitFor();
+    assert((await page.locator('[data-action=more]').count()) === 0, 'restricted user has the More menu (clone/destroy)');
+    assert((await page.locator('[data-action=destroy]').count()) === 0, 'restricted user has a destroy button');
+    await shot(page, 'restricted-user');
+  } catch (e) {
+    await shot(page, 'failure-restricted').catch(() => {});
+    throw e;
+  } finally {
+    await close();
+  }
+}
+
+try {
+  await admin();
+  await restricted();
+  log('e2e: all steps passed');
+} catch (e) {
+  console.error(`e2e failed at step "${step}": ${e.stack ?? e}`);
+  process.exit(1);
+}
