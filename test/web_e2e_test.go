@@ -106,6 +106,7 @@ func TestWebUI(t *testing.T) {
 	cmd.Dir = "../web"
 	cmd.Env = append(os.Environ(), "CORRAL_URL="+n.URL, "ADMIN_USER=admin", "ADMIN_PASSWORD="+n.Password,
 		"USER_NAME=alice@corral", "USER_PASSWORD=alice-pass-1", "USER_VMID=101", "ISO=local:iso/guest.iso",
+		"ISO_FILE="+filepath.Join(dir, guest.ISO),
 		"OUT="+out, "CHROMIUM="+browser)
 	start := time.Now()
 	b, err := cmd.CombinedOutput()

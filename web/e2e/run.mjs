@@ -5,9 +5,10 @@
 // of each main view to OUT. Exits non-zero on the first failed step.
 //
 // Env: CORRAL_URL, ADMIN_USER, ADMIN_PASSWORD, USER_NAME, USER_PASSWORD,
-//      USER_VMID, ISO (volume ID), OUT (screenshot dir), CHROMIUM (binary).
+//      USER_VMID, ISO (volume ID), ISO_FILE (its file, for the upload),
+//      OUT (screenshot dir), CHROMIUM (binary).
 import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -133,6 +134,23 @@ async function admin() {
     await page.waitForTimeout(3000);
     await shot(page, 'vm-console');
 
+    step = 'serial console';
+    // The test guest answers "ping" with "pong" on ttyS0 once booted (TCG: give it time).
+    await page.getByText('Serial', { exact: true }).click();
+    await page.getByTestId('serial-state').filter({ hasText: 'connected' }).waitFor();
+    const term = page.getByTestId('serial-screen');
+    let pong = false;
+    for (let i = 0; i < 60 && !pong; i++) {
+      await term.click();
+      await page.keyboard.type('ping\r');
+      await page.waitForTimeout(2000);
+      pong = /pong/.test((await term.textContent()) ?? '');
+    }
+    assert(pong, 'no pong on the serial console within 120 s');
+    await page.keyboard.type('echo corral-$((6*7))\r');
+    await term.getByText('corral-42').first().waitFor();
+    await shot(page, 'vm-serial');
+
     step = 'tasks panel and log';
     await page.getByRole('button', { name: new RegExp(`^Log of qmstart ${vmid}`) }).first().click();
     const logBox = page.getByTestId('task-log');
@@ -152,15 +170,16 @@ async function admin() {
     await page.locator('tr[data-field=memory][data-pending=true]').waitFor();
     await shot(page, 'vm-hardware-pending');
 
-    step = 'snapshots';
-    await page.getByRole('tab', { name: 'Snapshots' }).click();
-    await page.getByRole('table', { name: 'Snapshots' }).waitFor();
-    await shot(page, 'vm-snapshots');
-
     step = 'storage';
     await page.goto(base + '/storage/n1/local/content');
-    await page.getByRole('table', { name: 'Content' }).getByText(env('ISO')).waitFor();
+    const content = page.getByRole('table', { name: 'Content' });
+    await content.getByText(env('ISO')).waitFor();
+    await page.locator('input[type=file]').setInputFiles({ name: 'uploaded.iso', mimeType: 'application/octet-stream', buffer: readFileSync(env('ISO_FILE')) });
+    await content.getByText('local:iso/uploaded.iso').waitFor({ timeout: 60_000 });
     await shot(page, 'storage-content');
+    await content.getByRole('row', { name: /local:iso\/uploaded\.iso/ }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await content.getByText('local:iso/uploaded.iso').waitFor({ state: 'detached' });
 
     step = 'node';
     await page.goto(base + '/node/n1');
@@ -189,6 +208,27 @@ async function admin() {
     step = 'stop';
     await page.locator('[data-action=stop]:not([disabled])').click();
     await taskRow(page, 'qmstop', 'ok');
+    await page.getByTestId('vm-status').filter({ hasText: 'stopped' }).waitFor();
+
+    step = 'snapshot';
+    await page.getByRole('tab', { name: 'Snapshots' }).click();
+    await page.getByRole('button', { name: 'Take snapshot' }).click();
+    await page.getByRole('dialog').getByRole('textbox', { name: 'Name' }).fill('first');
+    await page.getByRole('dialog').getByRole('button', { name: 'Take' }).click();
+    await taskRow(page, 'qmsnapshot', 'ok');
+    await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
+    await shot(page, 'vm-snapshots');
+
+    step = 'destroy';
+    await page.locator('[data-action=more]').click();
+    await page.locator('[data-action=destroy]').click();
+    const confirm = page.getByRole('dialog');
+    const destroyBtn = confirm.getByRole('button', { name: 'Destroy' });
+    assert(await destroyBtn.isDisabled(), 'destroy is enabled before the ID is typed');
+    await confirm.getByTestId('destroy-confirm').fill(String(vmid));
+    await destroyBtn.click();
+    await taskRow(page, 'qmdestroy', 'ok');
+    await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor({ state: 'detached' });
 
     step = 'logout';
     await page.getByTestId('user-menu').click();
@@ -226,9 +266,43 @@ async function restricted() {
   }
 }
 
+/** The tree with 10,000 guests (the resource list answered by the test): render and filter times. */
+async function manyGuests() {
+  const { page, close } = await browser();
+  try {
+    step = '10,000 guests';
+    const many = [{ id: 'node/n1', type: 'node', node: 'n1', name: 'n1', status: 'online' }];
+    for (let i = 0; i < 10000; i++) {
+      many.push({ id: `qemu/${1000 + i}`, type: 'qemu', vmid: 1000 + i, node: 'n1', name: `guest-${i}`, status: i % 3 ? 'running' : 'stopped', tags: i % 7 ? 'web' : 'db' });
+    }
+    await page.route('**/api/v1/cluster/resources', (r) => r.fulfill({ json: many }));
+    const t1 = Date.now();
+    await login(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+    await page.locator('[role=treeitem][data-key="qemu/1000"]').waitFor();
+    const renderMs = Date.now() - t1;
+    const rows = await page.locator('[role=treeitem]').count();
+    assert(rows < 200, `the tree rendered ${rows} rows for 10,000 guests: not virtualized`);
+    const t2 = Date.now();
+    await page.getByTestId('tree-search').fill('guest-9999');
+    await page.locator('[role=treeitem][data-key="qemu/10999"]').waitFor();
+    await page.locator('[role=treeitem][data-key="qemu/1000"]').waitFor({ state: 'detached' });
+    const filterMs = Date.now() - t2;
+    log(`10,000 guests: login to first rows ${renderMs} ms (${rows} rows in the DOM), filter ${filterMs} ms`);
+    assert(filterMs < 1000, `filtering 10,000 guests took ${filterMs} ms`);
+    await page.getByTestId('tree-search').fill('');
+    await page.locator('label', { hasText: /^Tag$/ }).click();
+    await page.locator('[role=treeitem][data-key="tag:db"]').waitFor();
+    await page.waitForTimeout(500); // the view switch's animation
+    await shot(page, 'tree-10000');
+  } finally {
+    await close();
+  }
+}
+
 try {
   await admin();
   await restricted();
+  await manyGuests();
   log('e2e: all steps passed');
 } catch (e) {
   console.error(`e2e failed at step "${step}": ${e.stack ?? e}`);
