@@ -35,6 +35,20 @@ func needChromium(t *testing.T) string {
 	return bin
 }
 
+// uploadISO uploads a file to the "local" pool on n1 as ISO content.
+func uploadISO(t *testing.T, c *client.Client, path, name string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := c.Do(bg, "POST", "/nodes/n1/storage/local/upload", url.Values{"content": {"iso"}, "filename": {name}}, f, nil,
+		client.WithHeader("Content-Type", "application/octet-stream")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	if len(l) > n {
@@ -69,15 +83,7 @@ func TestWebUI(t *testing.T) {
 
 	n := StartNode(t)
 	c := n.Admin()
-	f, err := os.Open(filepath.Join(dir, guest.ISO))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := c.Do(bg, "POST", "/nodes/n1/storage/local/upload", url.Values{"content": {"iso"}, "filename": {"guest.iso"}}, f, nil,
-		client.WithHeader("Content-Type", "application/octet-stream")); err != nil {
-		t.Fatal(err)
-	}
+	uploadISO(t, c, filepath.Join(dir, guest.ISO), "guest.iso")
 	// A restricted user who may use VM 101 and nothing else.
 	if _, err := c.Do(bg, "POST", "/access/users", nil, map[string]any{"userid": "alice@corral", "password": "alice-pass-1"}, nil); err != nil {
 		t.Fatal(err)

@@ -66,243 +66,235 @@ async function taskRow(page, type, status) {
   await page.locator(`[data-testid=tasks-panel] tr[data-task-type="${type}"][data-status="${status}"]`).first().waitFor({ timeout: 60_000 });
 }
 
-async function admin() {
-  const { page, close } = await browser();
-  try {
-    step = 'login page';
-    await page.goto(base + '/');
-    await shot(page, 'login');
-    step = 'wrong password';
-    await page.getByLabel('User name').fill(env('ADMIN_USER'));
-    await page.getByLabel('Password', { exact: true }).fill('not-the-password');
-    await page.getByRole('button', { name: 'Log in' }).click();
-    const err = await page.getByTestId('login-error').textContent();
-    assert(/wrong user name or password/.test(err), `login error says: ${err}`);
+async function admin(page) {
+  step = 'login page';
+  await page.goto(base + '/');
+  await shot(page, 'login');
+  step = 'wrong password';
+  await page.getByLabel('User name').fill(env('ADMIN_USER'));
+  await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  const err = await page.getByTestId('login-error').textContent();
+  assert(/wrong user name or password/.test(err), `login error says: ${err}`);
 
-    step = 'login';
-    await login(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
-    await page.getByText('Nodes online').waitFor();
-    await shot(page, 'datacenter');
+  step = 'login';
+  await login(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+  await page.getByText('Nodes online').waitFor();
+  await shot(page, 'datacenter');
 
-    step = 'create wizard';
-    await page.getByTestId('create-vm').click();
-    const wiz = page.getByRole('dialog');
-    await wiz.getByRole('textbox', { name: 'VM ID' }).fill(String(vmid));
-    await wiz.getByRole('textbox', { name: 'Name' }).fill('e2e-guest');
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    await choose(page, 'ISO image', env('ISO'));
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    await choose(page, 'Machine', 'pc');
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    await wiz.getByRole('textbox', { name: 'Size' }).fill('64M');
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    // Client-side validation stops a bad value on its field.
-    await wiz.getByRole('textbox', { name: 'Memory (MiB)' }).fill('8');
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    await wiz.getByText('between 16 and 4194304 MiB').waitFor();
-    await wiz.getByRole('textbox', { name: 'Memory (MiB)' }).fill('256');
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    await wiz.getByRole('button', { name: 'Next' }).click();
-    const summary = await wiz.getByTestId('create-summary').textContent();
-    assert(summary.includes('"memory": 256') && summary.includes(env('ISO')), `summary: ${summary}`);
-    await shot(page, 'create-wizard');
-    await wiz.getByTestId('create-finish').click();
-    await page.waitForURL(`**/qemu/${vmid}`);
-    await taskRow(page, 'qmcreate', 'ok');
-    await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor();
+  step = 'create wizard';
+  await page.getByTestId('create-vm').click();
+  const wiz = page.getByRole('dialog');
+  await wiz.getByRole('textbox', { name: 'VM ID' }).fill(String(vmid));
+  await wiz.getByRole('textbox', { name: 'Name' }).fill('e2e-guest');
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  await choose(page, 'ISO image', env('ISO'));
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  await choose(page, 'Machine', 'pc');
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  await wiz.getByRole('textbox', { name: 'Size' }).fill('64M');
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  // Client-side validation stops a bad value on its field.
+  await wiz.getByRole('textbox', { name: 'Memory (MiB)' }).fill('8');
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  await wiz.getByText('between 16 and 4194304 MiB').waitFor();
+  await wiz.getByRole('textbox', { name: 'Memory (MiB)' }).fill('256');
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  const summary = await wiz.getByTestId('create-summary').textContent();
+  assert(summary.includes('"memory": 256') && summary.includes(env('ISO')), `summary: ${summary}`);
+  await shot(page, 'create-wizard');
+  await wiz.getByTestId('create-finish').click();
+  await page.waitForURL(`**/qemu/${vmid}`);
+  await taskRow(page, 'qmcreate', 'ok');
+  await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor();
 
-    step = 'start';
-    await page.locator('[data-action=start]:not([disabled])').click();
-    await taskRow(page, 'qmstart', 'ok');
-    await page.getByTestId('vm-status').filter({ hasText: 'running' }).waitFor({ timeout: 30_000 });
-    await shot(page, 'vm-summary');
+  step = 'start';
+  await page.locator('[data-action=start]:not([disabled])').click();
+  await taskRow(page, 'qmstart', 'ok');
+  await page.getByTestId('vm-status').filter({ hasText: 'running' }).waitFor({ timeout: 30_000 });
+  await shot(page, 'vm-summary');
 
-    step = 'vnc console';
-    await page.getByRole('tab', { name: 'Console' }).click();
-    await page.getByTestId('vnc-state').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
-    const screen = page.getByTestId('vnc-screen');
+  step = 'vnc console';
+  await page.getByRole('tab', { name: 'Console' }).click();
+  await page.getByTestId('vnc-state').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
+  const screen = page.getByTestId('vnc-screen');
+  await page.waitForTimeout(1000);
+  const first = await screen.screenshot();
+  let changed = false;
+  for (let i = 0; i < 30 && !changed; i++) {
     await page.waitForTimeout(1000);
-    const first = await screen.screenshot();
-    let changed = false;
-    for (let i = 0; i < 30 && !changed; i++) {
-      await page.waitForTimeout(1000);
-      changed = !(await screen.screenshot()).equals(first);
-    }
-    assert(changed, 'the VNC screen did not change in 30 s');
-    writeFileSync(join(out, 'vnc-first.png'), first);
-    await page.waitForTimeout(3000);
-    await shot(page, 'vm-console');
-
-    step = 'serial console';
-    // The test guest answers "ping" with "pong" on ttyS0 once booted (TCG: give it time).
-    await page.getByText('Serial', { exact: true }).click();
-    await page.getByTestId('serial-state').filter({ hasText: 'connected' }).waitFor();
-    const term = page.getByTestId('serial-screen');
-    let pong = false;
-    for (let i = 0; i < 60 && !pong; i++) {
-      await term.click();
-      await page.keyboard.type('ping\r');
-      await page.waitForTimeout(2000);
-      pong = /pong/.test((await term.textContent()) ?? '');
-    }
-    assert(pong, 'no pong on the serial console within 120 s');
-    await page.keyboard.type('echo corral-$((6*7))\r');
-    await term.getByText('corral-42').first().waitFor();
-    await shot(page, 'vm-serial');
-
-    step = 'tasks panel and log';
-    await page.getByRole('button', { name: new RegExp(`^Log of qmstart ${vmid}`) }).first().click();
-    const logBox = page.getByTestId('task-log');
-    await logBox.waitFor();
-    await page.waitForFunction(() => !/waiting for output/.test(document.querySelector('[data-testid=task-log]')?.textContent ?? ''));
-    await page.waitForTimeout(500); // the modal's fade-in
-    await shot(page, 'task-log');
-    await page.keyboard.press('Escape');
-
-    step = 'hardware';
-    await page.getByRole('tab', { name: 'Hardware' }).click();
-    await page.getByRole('table', { name: 'Hardware' }).waitFor();
-    // A change to a running VM is pending until the next start.
-    await page.getByRole('button', { name: 'Edit Memory (MiB)' }).click();
-    await page.getByRole('dialog').getByRole('textbox', { name: 'Memory (MiB)' }).fill('384');
-    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
-    await page.locator('tr[data-field=memory][data-pending=true]').waitFor();
-    await shot(page, 'vm-hardware-pending');
-
-    step = 'storage';
-    await page.goto(base + '/storage/n1/local/content');
-    const content = page.getByRole('table', { name: 'Content' });
-    await content.getByText(env('ISO')).waitFor();
-    await page.locator('input[type=file]').setInputFiles({ name: 'uploaded.iso', mimeType: 'application/octet-stream', buffer: readFileSync(env('ISO_FILE')) });
-    await content.getByText('local:iso/uploaded.iso').waitFor({ timeout: 60_000 });
-    await shot(page, 'storage-content');
-    await content.getByRole('row', { name: /local:iso\/uploaded\.iso/ }).getByRole('button', { name: 'Delete' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
-    await content.getByText('local:iso/uploaded.iso').waitFor({ state: 'detached' });
-
-    step = 'node';
-    await page.goto(base + '/node/n1');
-    await page.getByText('Capabilities').waitFor();
-    await shot(page, 'node');
-
-    step = 'permissions';
-    await page.goto(base + '/datacenter/acl');
-    await page.getByRole('table', { name: 'ACL' }).getByText(env('USER_NAME')).waitFor();
-    await shot(page, 'permissions');
-
-    step = 'search';
-    await page.goto(base + `/qemu/${vmid}`);
-    await page.getByTestId('tree-search').fill('e2e-gu');
-    await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor();
-    assert((await page.locator(`[role=treeitem][data-key="qemu/${env('USER_VMID')}"]`).count()) === 0, 'search did not filter');
-    await page.getByTestId('tree-search').fill('');
-
-    step = 'dark theme';
-    await page.getByRole('button', { name: 'Toggle color theme' }).click();
-    await page.mouse.move(700, 500);
-    await page.waitForTimeout(500);
-    await shot(page, 'vm-dark');
-    await page.getByRole('button', { name: 'Toggle color theme' }).click();
-
-    step = 'stop';
-    await page.locator('[data-action=stop]:not([disabled])').click();
-    await taskRow(page, 'qmstop', 'ok');
-    await page.getByTestId('vm-status').filter({ hasText: 'stopped' }).waitFor();
-
-    step = 'snapshot';
-    await page.getByRole('tab', { name: 'Snapshots' }).click();
-    await page.getByRole('button', { name: 'Take snapshot' }).click();
-    await page.getByRole('dialog').getByRole('textbox', { name: 'Name' }).fill('first');
-    await page.getByRole('dialog').getByRole('button', { name: 'Take' }).click();
-    await taskRow(page, 'qmsnapshot', 'ok');
-    await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
-    await shot(page, 'vm-snapshots');
-
-    step = 'destroy';
-    await page.locator('[data-action=more]').click();
-    await page.locator('[data-action=destroy]').click();
-    const confirm = page.getByRole('dialog');
-    const destroyBtn = confirm.getByRole('button', { name: 'Destroy' });
-    assert(await destroyBtn.isDisabled(), 'destroy is enabled before the ID is typed');
-    await confirm.getByTestId('destroy-confirm').fill(String(vmid));
-    await destroyBtn.click();
-    await taskRow(page, 'qmdestroy', 'ok');
-    await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor({ state: 'detached' });
-
-    step = 'logout';
-    await page.getByTestId('user-menu').click();
-    await page.getByTestId('logout').click();
-    await page.getByRole('button', { name: 'Log in' }).waitFor();
-  } catch (e) {
-    await shot(page, 'failure-admin').catch(() => {});
-    throw e;
-  } finally {
-    await close();
+    changed = !(await screen.screenshot()).equals(first);
   }
+  assert(changed, 'the VNC screen did not change in 30 s');
+  writeFileSync(join(out, 'vnc-first.png'), first);
+  await page.waitForTimeout(3000);
+  await shot(page, 'vm-console');
+
+  step = 'serial console';
+  // The test guest answers "ping" with "pong" on ttyS0 once booted (TCG: give it time).
+  await page.getByText('Serial', { exact: true }).click();
+  await page.getByTestId('serial-state').filter({ hasText: 'connected' }).waitFor();
+  const term = page.getByTestId('serial-screen');
+  let pong = false;
+  for (let i = 0; i < 60 && !pong; i++) {
+    await term.click();
+    await page.keyboard.type('ping\r');
+    await page.waitForTimeout(2000);
+    pong = /pong/.test((await term.textContent()) ?? '');
+  }
+  assert(pong, 'no pong on the serial console within 120 s');
+  await page.keyboard.type('echo corral-$((6*7))\r');
+  await term.getByText('corral-42').first().waitFor();
+  await shot(page, 'vm-serial');
+
+  step = 'tasks panel and log';
+  await page.getByRole('button', { name: new RegExp(`^Log of qmstart ${vmid}`) }).first().click();
+  const logBox = page.getByTestId('task-log');
+  await logBox.waitFor();
+  await page.waitForFunction(() => !/waiting for output/.test(document.querySelector('[data-testid=task-log]')?.textContent ?? ''));
+  await page.waitForTimeout(500); // the modal's fade-in
+  await shot(page, 'task-log');
+  await page.keyboard.press('Escape');
+
+  step = 'hardware';
+  await page.getByRole('tab', { name: 'Hardware' }).click();
+  await page.getByRole('table', { name: 'Hardware' }).waitFor();
+  // A change to a running VM is pending until the next start.
+  await page.getByRole('button', { name: 'Edit Memory (MiB)' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Memory (MiB)' }).fill('384');
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await page.locator('tr[data-field=memory][data-pending=true]').waitFor();
+  await shot(page, 'vm-hardware-pending');
+
+  step = 'storage';
+  await page.goto(base + '/storage/n1/local/content');
+  const content = page.getByRole('table', { name: 'Content' });
+  await content.getByText(env('ISO')).waitFor();
+  await page.locator('input[type=file]').setInputFiles({ name: 'uploaded.iso', mimeType: 'application/octet-stream', buffer: readFileSync(env('ISO_FILE')) });
+  await content.getByText('local:iso/uploaded.iso').waitFor({ timeout: 60_000 });
+  await shot(page, 'storage-content');
+  await content.getByRole('row', { name: /local:iso\/uploaded\.iso/ }).getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await content.getByText('local:iso/uploaded.iso').waitFor({ state: 'detached' });
+
+  step = 'node';
+  await page.goto(base + '/node/n1');
+  await page.getByText('Capabilities').waitFor();
+  await shot(page, 'node');
+
+  step = 'permissions';
+  await page.goto(base + '/datacenter/acl');
+  await page.getByRole('table', { name: 'ACL' }).getByText(env('USER_NAME')).waitFor();
+  await shot(page, 'permissions');
+
+  step = 'search';
+  await page.goto(base + `/qemu/${vmid}`);
+  await page.getByTestId('tree-search').fill('e2e-gu');
+  await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor();
+  assert((await page.locator(`[role=treeitem][data-key="qemu/${env('USER_VMID')}"]`).count()) === 0, 'search did not filter');
+  await page.getByTestId('tree-search').fill('');
+
+  step = 'dark theme';
+  await page.getByRole('button', { name: 'Toggle color theme' }).click();
+  await page.mouse.move(700, 500);
+  await page.waitForTimeout(500);
+  await shot(page, 'vm-dark');
+  await page.getByRole('button', { name: 'Toggle color theme' }).click();
+
+  step = 'stop';
+  await page.locator('[data-action=stop]:not([disabled])').click();
+  await taskRow(page, 'qmstop', 'ok');
+  await page.getByTestId('vm-status').filter({ hasText: 'stopped' }).waitFor();
+
+  step = 'snapshot';
+  await page.getByRole('tab', { name: 'Snapshots' }).click();
+  await page.getByRole('button', { name: 'Take snapshot' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Name' }).fill('first');
+  await page.getByRole('dialog').getByRole('button', { name: 'Take' }).click();
+  await taskRow(page, 'qmsnapshot', 'ok');
+  await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
+  await shot(page, 'vm-snapshots');
+
+  step = 'destroy';
+  await page.locator('[data-action=more]').click();
+  await page.locator('[data-action=destroy]').click();
+  const confirm = page.getByRole('dialog');
+  const destroyBtn = confirm.getByRole('button', { name: 'Destroy' });
+  assert(await destroyBtn.isDisabled(), 'destroy is enabled before the ID is typed');
+  await confirm.getByTestId('destroy-confirm').fill(String(vmid));
+  await destroyBtn.click();
+  await taskRow(page, 'qmdestroy', 'ok');
+  await page.locator(`[role=treeitem][data-key="qemu/${vmid}"]`).waitFor({ state: 'detached' });
+
+  step = 'logout';
+  await page.getByTestId('user-menu').click();
+  await page.getByTestId('logout').click();
+  await page.getByRole('button', { name: 'Log in' }).waitFor();
 }
 
-async function restricted() {
-  const { page, close } = await browser();
-  try {
-    step = 'restricted login';
-    const uv = env('USER_VMID');
-    await login(page, env('USER_NAME'), env('USER_PASSWORD'));
-    await page.locator(`[role=treeitem][data-key="qemu/${uv}"]`).waitFor();
-    const guests = await page.locator('[role=treeitem][data-key^="qemu/"]').count();
-    assert(guests === 1, `restricted user sees ${guests} VMs, want 1`);
-    assert((await page.getByTestId('create-vm').count()) === 0, 'restricted user has a Create VM button');
-    step = 'restricted VM view';
-    await page.locator(`[role=treeitem][data-key="qemu/${uv}"]`).click();
-    await page.locator('[data-action=start]').waitFor();
-    assert((await page.locator('[data-action=more]').count()) === 0, 'restricted user has the More menu (clone/destroy)');
-    assert((await page.locator('[data-action=destroy]').count()) === 0, 'restricted user has a destroy button');
-    await shot(page, 'restricted-user');
-  } catch (e) {
-    await shot(page, 'failure-restricted').catch(() => {});
-    throw e;
-  } finally {
-    await close();
-  }
+async function restricted(page) {
+  step = 'restricted login';
+  const uv = env('USER_VMID');
+  await login(page, env('USER_NAME'), env('USER_PASSWORD'));
+  await page.locator(`[role=treeitem][data-key="qemu/${uv}"]`).waitFor();
+  const guests = await page.locator('[role=treeitem][data-key^="qemu/"]').count();
+  assert(guests === 1, `restricted user sees ${guests} VMs, want 1`);
+  assert((await page.getByTestId('create-vm').count()) === 0, 'restricted user has a Create VM button');
+  step = 'restricted VM view';
+  await page.locator(`[role=treeitem][data-key="qemu/${uv}"]`).click();
+  await page.locator('[data-action=start]').waitFor();
+  assert((await page.locator('[data-action=more]').count()) === 0, 'restricted user has the More menu (clone/destroy)');
+  assert((await page.locator('[data-action=destroy]').count()) === 0, 'restricted user has a destroy button');
+  await shot(page, 'restricted-user');
 }
 
 /** The tree with 10,000 guests (the resource list answered by the test): render and filter times. */
-async function manyGuests() {
+async function manyGuests(page) {
+  step = '10,000 guests';
+  const many = [{ id: 'node/n1', type: 'node', node: 'n1', name: 'n1', status: 'online' }];
+  for (let i = 0; i < 10000; i++) {
+    many.push({ id: `qemu/${1000 + i}`, type: 'qemu', vmid: 1000 + i, node: 'n1', name: `guest-${i}`, status: i % 3 ? 'running' : 'stopped', tags: i % 7 ? 'web' : 'db' });
+  }
+  await page.route('**/api/v1/cluster/resources', (r) => r.fulfill({ json: many }));
+  const t1 = Date.now();
+  await login(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+  await page.locator('[role=treeitem][data-key="qemu/1000"]').waitFor();
+  const renderMs = Date.now() - t1;
+  const rows = await page.locator('[role=treeitem]').count();
+  assert(rows < 200, `the tree rendered ${rows} rows for 10,000 guests: not virtualized`);
+  const t2 = Date.now();
+  await page.getByTestId('tree-search').fill('guest-9999');
+  await page.locator('[role=treeitem][data-key="qemu/10999"]').waitFor();
+  await page.locator('[role=treeitem][data-key="qemu/1000"]').waitFor({ state: 'detached' });
+  const filterMs = Date.now() - t2;
+  log(`10,000 guests: login to first rows ${renderMs} ms (${rows} rows in the DOM), filter ${filterMs} ms`);
+  assert(filterMs < 1000, `filtering 10,000 guests took ${filterMs} ms`);
+  await page.getByTestId('tree-search').fill('');
+  await page.locator('label', { hasText: /^Tag$/ }).click();
+  await page.locator('[role=treeitem][data-key="tag:db"]').waitFor();
+  await page.waitForTimeout(500); // the view switch's animation
+  await shot(page, 'tree-10000');
+}
+
+/** Runs one scenario in a fresh browser; a failure leaves a screenshot. */
+async function withBrowser(name, scenario) {
   const { page, close } = await browser();
   try {
-    step = '10,000 guests';
-    const many = [{ id: 'node/n1', type: 'node', node: 'n1', name: 'n1', status: 'online' }];
-    for (let i = 0; i < 10000; i++) {
-      many.push({ id: `qemu/${1000 + i}`, type: 'qemu', vmid: 1000 + i, node: 'n1', name: `guest-${i}`, status: i % 3 ? 'running' : 'stopped', tags: i % 7 ? 'web' : 'db' });
-    }
-    await page.route('**/api/v1/cluster/resources', (r) => r.fulfill({ json: many }));
-    const t1 = Date.now();
-    await login(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
-    await page.locator('[role=treeitem][data-key="qemu/1000"]').waitFor();
-    const renderMs = Date.now() - t1;
-    const rows = await page.locator('[role=treeitem]').count();
-    assert(rows < 200, `the tree rendered ${rows} rows for 10,000 guests: not virtualized`);
-    const t2 = Date.now();
-    await page.getByTestId('tree-search').fill('guest-9999');
-    await page.locator('[role=treeitem][data-key="qemu/10999"]').waitFor();
-    await page.locator('[role=treeitem][data-key="qemu/1000"]').waitFor({ state: 'detached' });
-    const filterMs = Date.now() - t2;
-    log(`10,000 guests: login to first rows ${renderMs} ms (${rows} rows in the DOM), filter ${filterMs} ms`);
-    assert(filterMs < 1000, `filtering 10,000 guests took ${filterMs} ms`);
-    await page.getByTestId('tree-search').fill('');
-    await page.locator('label', { hasText: /^Tag$/ }).click();
-    await page.locator('[role=treeitem][data-key="tag:db"]').waitFor();
-    await page.waitForTimeout(500); // the view switch's animation
-    await shot(page, 'tree-10000');
+    await scenario(page);
+  } catch (e) {
+    await shot(page, `failure-${name}`).catch(() => {});
+    throw e;
   } finally {
     await close();
   }
 }
 
 try {
-  await admin();
-  await restricted();
-  await manyGuests();
+  await withBrowser('admin', admin);
+  await withBrowser('restricted', restricted);
+  await withBrowser('many', manyGuests);
   log('e2e: all steps passed');
 } catch (e) {
   console.error(`e2e failed at step "${step}": ${e.stack ?? e}`);
