@@ -101,6 +101,16 @@ async function admin(page) {
   await wiz.getByText('between 16 and 4194304 MiB').waitFor();
   await wiz.getByRole('textbox', { name: 'Memory (MiB)' }).fill('256');
   await wiz.getByRole('button', { name: 'Next' }).click();
+  // A NIC on a bridge this node doesn't have: the server's field error
+  // comes back onto the Bridge field and the wizard returns to its step.
+  await wiz.getByRole('textbox', { name: 'Bridge' }).fill('nosuchbr0');
+  await wiz.getByRole('button', { name: 'Next' }).click();
+  await wiz.getByTestId('create-finish').click();
+  const bridge = wiz.getByRole('textbox', { name: 'Bridge' });
+  await page.waitForFunction(() => document.querySelector('input[name=netBridge]')?.getAttribute('aria-invalid') === 'true');
+  log('server field error on Bridge:', await wiz.locator('.mantine-TextInput-error').first().textContent());
+  await shot(page, 'create-field-error');
+  await bridge.fill('');
   await wiz.getByRole('button', { name: 'Next' }).click();
   const summary = await wiz.getByTestId('create-summary').textContent();
   assert(summary.includes('"memory": 256') && summary.includes(env('ISO')), `summary: ${summary}`);
@@ -114,6 +124,8 @@ async function admin(page) {
   await page.locator('[data-action=start]:not([disabled])').click();
   await taskRow(page, 'qmstart', 'ok');
   await page.getByTestId('vm-status').filter({ hasText: 'running' }).waitFor({ timeout: 30_000 });
+  await page.getByTestId('chart').first().waitFor();
+  await page.waitForTimeout(6000); // a few status polls for the live graphs
   await shot(page, 'vm-summary');
 
   step = 'vnc console';
@@ -167,6 +179,11 @@ async function admin(page) {
   await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
   await page.locator('tr[data-field=memory][data-pending=true]').waitFor();
   await shot(page, 'vm-hardware-pending');
+  // Grow the disk while the VM runs.
+  await page.locator('tr[data-device=disk0]').getByRole('button', { name: 'Resize' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Size' }).fill('+16M');
+  await page.getByRole('dialog').getByRole('button', { name: 'Resize' }).click();
+  await taskRow(page, 'qmresize', 'ok');
 
   step = 'storage';
   await page.goto(base + '/storage/n1/local/content');
@@ -248,6 +265,21 @@ async function restricted(page) {
   assert((await page.locator('[data-action=more]').count()) === 0, 'restricted user has the More menu (clone/destroy)');
   assert((await page.locator('[data-action=destroy]').count()) === 0, 'restricted user has a destroy button');
   await shot(page, 'restricted-user');
+  step = 'tablet layout';
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await page.waitForTimeout(300);
+  await shot(page, 'tablet');
+  // Narrower than a tablet: the tree folds away behind a menu button.
+  await page.setViewportSize({ width: 600, height: 900 });
+  await page.waitForTimeout(300);
+  const onScreen = async () => {
+    const b = await page.getByTestId('resource-tree').boundingBox();
+    return !!b && b.x + b.width > 1;
+  };
+  assert(!(await onScreen()), 'the tree should fold away on a narrow screen');
+  await page.getByRole('button', { name: 'Toggle resource tree' }).click();
+  await page.waitForTimeout(500);
+  assert(await onScreen(), 'the menu button should bring the tree back');
 }
 
 /** The tree with 10,000 guests (the resource list answered by the test): render and filter times. */

@@ -1,9 +1,12 @@
+import { useMemo } from 'react';
 import { Alert, Badge, Card, Group, Loader, Progress, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { errorText } from '../../api/client';
 import { useNodeStatus, useNodeStorage } from '../../api/queries';
 import type { Usage } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
+import { useHistory } from '../graphs/history';
+import { LiveChart } from '../graphs/LiveChart';
 import type { ViewProps } from '../registry';
 import { KV } from '../vm/VMView';
 
@@ -17,10 +20,16 @@ export function UsageBar({ label, u }: { label: string; u?: Usage }) {
   );
 }
 
+const loadSeries = [{ label: 'load 1m', color: '#fd7e14' }];
+const memSeries = [{ label: 'memory used', color: '#228be6', fmt: (v: number) => bytes(v) }];
+
 export function NodeView({ route }: ViewProps) {
   const node = route.node!;
   const st = useNodeStatus(node);
   const pools = useNodeStorage(node);
+  const hist = useHistory(st.data ? [st.data.load?.[0] ?? 0, st.data.memory.used] : undefined, st.dataUpdatedAt);
+  const load = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[0]] })), [hist]);
+  const mem = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[1]] })), [hist]);
   return (
     <Stack>
       <Title order={3}>Node {node}</Title>
@@ -56,6 +65,8 @@ export function NodeView({ route }: ViewProps) {
               ))}
             </Stack>
           </Card>
+          <Card withBorder><LiveChart title="Load average (live)" samples={load} series={loadSeries} /></Card>
+          <Card withBorder><LiveChart title="Memory (live)" samples={mem} series={memSeries} /></Card>
         </SimpleGrid>
       )}
       <Card withBorder>

@@ -73,7 +73,7 @@ export default function CreateVM({ onClose }: { onClose: () => void }) {
         for (const [k, m] of Object.entries(x.fieldErrors())) fe[formField(k)] = m;
         setErrors(fe);
         setStep(Math.min(...x.errors.map((e) => stepOf(e.field))));
-        setServerError(x.detail || x.title);
+        setServerError(`The server refused the request (${x.detail || x.title}): see the marked field.`);
       } else setServerError(errorText(x));
     }
   };

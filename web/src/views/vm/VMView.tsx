@@ -1,12 +1,15 @@
-import { lazy, Suspense } from 'react';
+import { lazy, Suspense, useMemo } from 'react';
 import { Alert, Badge, Card, Group, Loader, Progress, SimpleGrid, Stack, Tabs, Text, Title } from '@mantine/core';
 import { errorText } from '../../api/client';
 import { useResources, useVM, useVMStatus } from '../../api/queries';
 import type { VM, VMStatus } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
+import { useHistory } from '../graphs/history';
+import { LiveChart } from '../graphs/LiveChart';
 import type { ViewProps } from '../registry';
 import { ConfigEditor, hardwareFields, optionFields } from './ConfigEditor';
+import { Devices } from './Devices';
 import { GuestActions } from './GuestActions';
 import { Snapshots } from './Snapshots';
 
@@ -22,8 +25,15 @@ export function KV({ k, v }: { k: string; v: React.ReactNode }) {
   );
 }
 
-function Summary({ vm, st }: { vm: VM; st?: VMStatus }) {
+const cpuSeries = [{ label: 'CPU', color: '#12b886', fmt: (v: number) => `${v.toFixed(0)}%` }];
+const memSeries = [{ label: 'Memory', color: '#228be6', fmt: (v: number) => bytes(v) }];
+
+function Summary({ vm, st, at }: { vm: VM; st?: VMStatus; at: number }) {
   const c = vm.config;
+  const running = st?.status === 'running';
+  const hist = useHistory(running && st ? [100 * st.cpu, st.mem] : undefined, at);
+  const cpu = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[0]] })), [hist]);
+  const mem = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[1]] })), [hist]);
   return (
     <SimpleGrid cols={{ base: 1, md: 2 }}>
       <Card withBorder>
@@ -52,6 +62,12 @@ function Summary({ vm, st }: { vm: VM; st?: VMStatus }) {
           {c.description && <Text size="sm" style={{ whiteSpace: 'pre-wrap' }}>{c.description}</Text>}
         </Stack>
       </Card>
+      {running && (
+        <>
+          <Card withBorder><LiveChart title="CPU usage (live)" samples={cpu} series={cpuSeries} max={100} /></Card>
+          <Card withBorder><LiveChart title="Memory (live)" samples={mem} series={memSeries} /></Card>
+        </>
+      )}
     </SimpleGrid>
   );
 }
@@ -90,13 +106,18 @@ export function VMView({ route }: ViewProps) {
           <Tabs.Tab value="options">Options</Tabs.Tab>
           <Tabs.Tab value="snapshots">Snapshots</Tabs.Tab>
         </Tabs.List>
-        <Tabs.Panel value="summary" pt="md"><Summary vm={vm.data} st={st.data} /></Tabs.Panel>
+        <Tabs.Panel value="summary" pt="md"><Summary vm={vm.data} st={st.data} at={st.dataUpdatedAt} /></Tabs.Panel>
         <Tabs.Panel value="console" pt="md">
           <Suspense fallback={<Loader />}>
             <Console vmid={id} running={status === 'running' || status === 'paused'} serial={c.serial} vga={c.vga} />
           </Suspense>
         </Tabs.Panel>
-        <Tabs.Panel value="hardware" pt="md"><ConfigEditor vm={vm.data} fields={hardwareFields} title="Hardware" /></Tabs.Panel>
+        <Tabs.Panel value="hardware" pt="md">
+          <Stack>
+            <ConfigEditor vm={vm.data} fields={hardwareFields} title="Hardware" />
+            <Devices vm={vm.data} />
+          </Stack>
+        </Tabs.Panel>
         <Tabs.Panel value="options" pt="md"><ConfigEditor vm={vm.data} fields={optionFields} title="Options" /></Tabs.Panel>
         <Tabs.Panel value="snapshots" pt="md"><Snapshots vmid={id} /></Tabs.Panel>
       </Tabs>
