@@ -70,7 +70,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Referrer-Policy", "same-origin")
 	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 	if name != "" && name != "index.html" {
-		if b, err := fs.ReadFile(h.fsys, name); err == nil {
+		// Dot files (the .gitkeep that keeps dist/ in git) are not part of the UI.
+		if b, err := fs.ReadFile(h.fsys, name); err == nil && !strings.HasPrefix(path.Base(name), ".") {
 			if strings.HasPrefix(name, "assets/") {
 				// Vite puts a content hash in every asset name.
 				hdr.Set("Cache-Control", "public, max-age=31536000, immutable")

@@ -17,6 +17,7 @@ func TestHandler(t *testing.T) {
 		"assets/index-abc.js":  {Data: []byte(big)},
 		"assets/logo-def.png":  {Data: []byte("\x89PNG\r\n\x1a\n")},
 		"robots.txt":           {Data: []byte("User-agent: *\n")},
+		".gitkeep":             {Data: nil},
 		"assets/small-123.css": {Data: []byte("body{}")},
 	})
 	tests := []struct {
@@ -32,6 +33,7 @@ func TestHandler(t *testing.T) {
 		{"unhashed file revalidates", "GET", "/robots.txt", "", 200, "User-agent", "no-cache", "text/plain", false},
 		{"missing asset is a 404, not index.html", "GET", "/assets/gone-999.js", "", 404, "404", "no-cache", "text/plain", false},
 		{"missing file with extension is a 404", "GET", "/favicon.ico", "", 404, "404", "no-cache", "text/plain", false},
+		{"dot files are not served", "GET", "/.gitkeep", "", 404, "404", "no-cache", "text/plain", false},
 		{"path traversal stays inside", "GET", "/../../etc/passwd", "", 200, "<title>corral", "no-cache", "text/html", true},
 		{"HEAD works", "HEAD", "/assets/index-abc.js", "", 200, "", "public, max-age=31536000, immutable", "text/javascript", false},
 		{"POST is refused", "POST", "/", "", 405, "method not allowed", "", "text/plain", false},

@@ -201,9 +201,24 @@ async function admin(page) {
   await page.getByText('Capabilities').waitFor();
   await shot(page, 'node');
 
-  step = 'permissions';
+  step = 'groups and permissions';
+  await page.goto(base + '/datacenter/groups');
+  await page.getByRole('button', { name: 'Add group' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Group ID' }).fill('ops');
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('table', { name: 'Groups' }).getByText('ops', { exact: true }).waitFor();
   await page.goto(base + '/datacenter/acl');
   await page.getByRole('table', { name: 'ACL' }).getByText(env('USER_NAME')).waitFor();
+  await page.getByRole('button', { name: 'Add permission' }).click();
+  const aclDlg = page.getByRole('dialog');
+  await aclDlg.getByRole('textbox', { name: 'Path' }).fill('/storage/local');
+  await choose(page, 'For', 'Group');
+  await choose(page, 'Name', 'ops');
+  await choose(page, 'Role', 'DatastoreUser');
+  await aclDlg.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('table', { name: 'ACL' }).getByText('@ops').waitFor();
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  await page.waitForTimeout(300);
   await shot(page, 'permissions');
 
   step = 'search';
@@ -233,6 +248,24 @@ async function admin(page) {
   await taskRow(page, 'qmsnapshot', 'ok');
   await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
   await shot(page, 'vm-snapshots');
+
+  step = 'clone and template';
+  await page.locator('[data-action=more]').click();
+  await page.locator('[data-action=clone]').click();
+  const cloneDlg = page.getByRole('dialog');
+  await cloneDlg.getByRole('textbox', { name: 'Name' }).fill('e2e-tmpl');
+  await cloneDlg.getByRole('textbox', { name: 'New ID' }).fill('102');
+  await cloneDlg.getByRole('button', { name: 'Clone' }).click();
+  await taskRow(page, 'qmclone', 'ok');
+  await page.waitForURL('**/qemu/102');
+  await page.locator('[data-action=more]').click();
+  await page.locator('[data-action=template]').click();
+  await taskRow(page, 'qmtemplate', 'ok');
+  await page.getByText('template', { exact: true }).first().waitFor();
+  await page.locator('[role=treeitem][data-key="qemu/102"] [aria-label=template]').waitFor();
+  assert(await page.locator('[data-action=start]').isDisabled(), 'a template can be started');
+  await page.goto(base + `/qemu/${vmid}/snapshots`);
+  await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
 
   step = 'destroy';
   await page.locator('[data-action=more]').click();
