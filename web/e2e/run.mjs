@@ -82,6 +82,31 @@ async function admin(page) {
   await page.getByText('Nodes online').waitFor();
   await shot(page, 'datacenter');
 
+  step = 'follow a running task';
+  // The node's diagnostics task logs a line a second; the log viewer follows it live (SSE).
+  const startSleep = (seconds) =>
+    page.evaluate(async (sec) => {
+      const csrf = JSON.parse(localStorage.getItem('corral.session')).csrf;
+      const r = await fetch('/api/v1/nodes/n1/tasks/sleep', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify({ seconds: sec }) });
+      if (!r.ok) throw new Error(`sleep task: ${r.status} ${await r.text()}`);
+    }, seconds);
+  await startSleep(10); // the panel refreshes every 5 s while idle, so it sees it running
+  await page.locator('[data-testid=tasks-panel] tr[data-task-type=sleep][data-status=running]').waitFor();
+  await page.getByRole('button', { name: /^Log of sleep/ }).first().click();
+  const follow = page.getByTestId('task-log');
+  await follow.getByText(/slept [1-7]\/10/).first().waitFor();
+  assert((await page.getByRole('dialog').getByText('running', { exact: true }).count()) === 1, 'the task should still be running');
+  await page.waitForTimeout(400);
+  await shot(page, 'task-follow');
+  await follow.getByText('slept 10/10').waitFor({ timeout: 20_000 });
+  await page.getByRole('dialog').getByText('ok', { exact: true }).waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  // A running task can be stopped from the panel.
+  await startSleep(60);
+  await page.locator('[data-testid=tasks-panel] tr[data-task-type=sleep][data-status=running]').getByRole('button', { name: 'Stop' }).click();
+  await taskRow(page, 'sleep', 'stopped');
+
   step = 'create wizard';
   await page.getByTestId('create-vm').click();
   const wiz = page.getByRole('dialog');

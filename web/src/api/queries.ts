@@ -55,7 +55,7 @@ export const useTasks = () =>
   useQuery({
     queryKey: keys.tasks,
     queryFn: () => get<Task[]>('/tasks', { limit: 50 }),
-    refetchInterval: (q) => (q.state.data?.some((t) => t.status === 'running') ? 1_500 : 10_000),
+    refetchInterval: (q) => (q.state.data?.some((t) => t.status === 'running') ? 1_500 : 5_000),
   });
 
 export const useUsers = () => useQuery({ queryKey: keys.access('users'), queryFn: () => get<User[]>('/access/users') });
