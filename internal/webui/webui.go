@@ -42,7 +42,7 @@ The API is at <a href="/api/v1/docs">/api/v1/docs</a>.</p>`
 // csp keeps the UI to its own origin. Mantine injects style elements, so
 // inline styles are allowed; scripts are not.
 const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
-	"font-src 'self' data:; connect-src 'self' wss: ws:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+	"font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 
 type handler struct {
 	fsys  fs.FS

@@ -110,7 +110,10 @@ async function admin(page) {
   step = 'create wizard';
   await page.getByTestId('create-vm').click();
   const wiz = page.getByRole('dialog');
+  // The wizard proposes the next free ID; wait for it before typing ours.
+  await page.waitForFunction(() => document.querySelector('input[name=vmid]')?.value !== '');
   await wiz.getByRole('textbox', { name: 'VM ID' }).fill(String(vmid));
+  assert((await wiz.getByRole('textbox', { name: 'VM ID' }).inputValue()) === String(vmid), 'VM ID field');
   await wiz.getByRole('textbox', { name: 'Name' }).fill('e2e-guest');
   await wiz.getByRole('button', { name: 'Next' }).click();
   await choose(page, 'ISO image', env('ISO'));

@@ -106,6 +106,7 @@ export function ResourceTree({ selected, onSelect }: { selected: string; onSelec
         ref={parentRef}
         role="tree"
         aria-label="Resources"
+        aria-activedescendant={rows[focus] ? `tree-row-${focus}` : undefined}
         tabIndex={0}
         onKeyDown={onKey}
         style={{ flex: 1, overflow: 'auto', minHeight: 0 }}
@@ -118,12 +119,14 @@ export function ResourceTree({ selected, onSelect }: { selected: string; onSelec
               <div
                 key={r.key + ':' + vi.index}
                 role="treeitem"
+                id={`tree-row-${vi.index}`}
+                data-focused={vi.index === focus || undefined}
                 aria-level={r.depth + 1}
                 aria-expanded={r.hasChildren ? r.expanded : undefined}
                 aria-selected={r.key === selected}
                 data-key={r.key}
                 className="tree-row"
-                style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW, transform: `translateY(${vi.start}px)`, paddingLeft: 4 + r.depth * 14, outline: vi.index === focus ? undefined : 'none' }}
+                style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW, transform: `translateY(${vi.start}px)`, paddingLeft: 4 + r.depth * 14 }}
                 onClick={() => {
                   setFocus(vi.index);
                   select(r);
