@@ -5,6 +5,7 @@ import { Login } from './auth/Login';
 import { useSession } from './auth/session';
 import { useLiveUpdates } from './api/live';
 import { usePermissions, useVersion } from './api/queries';
+import { ErrorBoundary } from './lib/ErrorBoundary';
 import { can } from './lib/perms';
 import { navigate, parseRoute, routePath, usePath } from './lib/route';
 import { TasksPanel } from './tasks/TasksPanel';
@@ -80,11 +81,15 @@ function Shell() {
         />
       </AppShell.Navbar>
       <AppShell.Main>
-        <View key={route.id} route={route} />
+        <ErrorBoundary key={route.id}>
+          <View route={route} />
+        </ErrorBoundary>
         {creating && (
-          <Suspense fallback={<Loader />}>
-            <CreateVM onClose={() => setCreating(false)} />
-          </Suspense>
+          <ErrorBoundary>
+            <Suspense fallback={<Loader />}>
+              <CreateVM onClose={() => setCreating(false)} />
+            </Suspense>
+          </ErrorBoundary>
         )}
       </AppShell.Main>
       <AppShell.Footer>
