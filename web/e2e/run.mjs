@@ -323,8 +323,11 @@ async function restricted(page) {
   step = 'restricted VM view';
   await page.locator(`[role=treeitem][data-key="qemu/${uv}"]`).click();
   await page.locator('[data-action=start]').waitFor();
-  assert((await page.locator('[data-action=more]').count()) === 0, 'restricted user has the More menu (clone/destroy)');
+  await page.locator('[data-action=more]').click();
+  await page.locator('[data-action=reset]').waitFor();
   assert((await page.locator('[data-action=destroy]').count()) === 0, 'restricted user has a destroy button');
+  assert((await page.locator('[data-action=clone]').count()) === 0, 'restricted user has a clone button');
+  await page.keyboard.press('Escape');
   await shot(page, 'restricted-user');
   step = 'tablet layout';
   await page.setViewportSize({ width: 820, height: 1180 });

@@ -29,7 +29,7 @@ export function GuestActions({ state, name, onConsole }: { state: GuestState; na
       </Button>
     );
   };
-  const more = (['clone', 'template', 'destroy'] as GuestAction[]).filter((a) => st(a).allowed);
+  const more = (['reset', 'clone', 'template', 'destroy'] as GuestAction[]).filter((a) => st(a).allowed);
   const template = useTaskAction(() => `convert VM ${id} to a template`, () => post(`/vms/${id}/template`), [keys.vm(id), keys.resources]);
   return (
     <Group gap={6}>
@@ -48,6 +48,9 @@ export function GuestActions({ state, name, onConsole }: { state: GuestState; na
             <Button size="xs" variant="default" data-action="more">More ▾</Button>
           </Menu.Target>
           <Menu.Dropdown>
+            {st('reset').allowed && (
+              <Menu.Item disabled={!st('reset').enabled} onClick={() => power.mutate('reset')} data-action="reset">Reset (hard)</Menu.Item>
+            )}
             {st('clone').allowed && <Menu.Item disabled={!st('clone').enabled} onClick={() => setCloning(true)} data-action="clone">Clone…</Menu.Item>}
             {st('template').allowed && (
               <Menu.Item disabled={!st('template').enabled} onClick={() => template.mutate(undefined)} data-action="template">Convert to template</Menu.Item>

@@ -10,6 +10,7 @@ describe('actionState', () => {
     ['admin cannot start a running VM', 'running', false, 'start', true, false],
     ['no start for templates', 'stopped', true, 'start', true, false],
     ['shutdown needs running', 'stopped', false, 'shutdown', true, false],
+    ['reset a running VM', 'running', false, 'reset', true, true],
     ['stop a paused VM', 'paused', false, 'stop', true, true],
     ['resume only when paused', 'running', false, 'resume', true, false],
     ['destroy only when stopped', 'running', false, 'destroy', true, false],

@@ -5,7 +5,7 @@ import type { Permissions } from '../../api/types';
 import { can } from '../../lib/perms';
 
 export type GuestAction =
-  | 'start' | 'shutdown' | 'stop' | 'reboot' | 'suspend' | 'resume'
+  | 'start' | 'shutdown' | 'stop' | 'reboot' | 'reset' | 'suspend' | 'resume'
   | 'console' | 'clone' | 'template' | 'destroy';
 
 export interface GuestState {
@@ -16,7 +16,7 @@ export interface GuestState {
 }
 
 const privFor: Record<GuestAction, string> = {
-  start: 'VM.PowerMgmt', shutdown: 'VM.PowerMgmt', stop: 'VM.PowerMgmt', reboot: 'VM.PowerMgmt',
+  start: 'VM.PowerMgmt', shutdown: 'VM.PowerMgmt', stop: 'VM.PowerMgmt', reboot: 'VM.PowerMgmt', reset: 'VM.PowerMgmt',
   suspend: 'VM.PowerMgmt', resume: 'VM.PowerMgmt', console: 'VM.Console', clone: 'VM.Clone',
   template: 'VM.Allocate', destroy: 'VM.Allocate',
 };
@@ -28,6 +28,7 @@ function stateAllows(a: GuestAction, s: GuestState): boolean {
     case 'start': return s.status === 'stopped' && !s.template;
     case 'shutdown':
     case 'reboot':
+    case 'reset':
     case 'suspend': return running;
     case 'stop': return running || s.status === 'paused';
     case 'resume': return s.status === 'paused';
