@@ -98,3 +98,24 @@ describe('Login', () => {
     expect((await screen.findByTestId('login-notice')).textContent).toMatch(/session has expired/);
   });
 });
+
+describe('session renewal', () => {
+  it('renews the ticket before it expires and keeps the new CSRF token', async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      localStorage.setItem('corral.session', JSON.stringify({ username: 'alice@corral', csrf: 'old', expires: new Date(Date.now() + 20_000).toISOString() }));
+      const f = fakeFetch({
+        'POST /api/v1/access/ticket/renew': { ticket: 't2', csrf_token: 'new', username: 'alice@corral', expires: new Date(Date.now() + 7200e3).toISOString() },
+      });
+      vi.stubGlobal('fetch', f.fn);
+      renderWith(<SessionProvider><Who /></SessionProvider>);
+      screen.getByText('logged in as alice@corral');
+      await vi.advanceTimersByTimeAsync(16_000); // 3/4 of the 20 s left
+      const renew = f.calls.find((c) => c.path === '/api/v1/access/ticket/renew');
+      expect(renew?.headers['X-CSRF-Token']).toBe('old');
+      await waitFor(() => expect(JSON.parse(localStorage.getItem('corral.session')!).csrf).toBe('new'));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
