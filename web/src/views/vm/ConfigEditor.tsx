@@ -87,12 +87,13 @@ export function ConfigEditor({ vm, fields, title }: { vm: VM; fields: Field[]; t
           {fields.map((f) => {
             const isPending = pend.has(f.key);
             const editable = f.kind !== 'readonly' && can(perms.data, `/vms/${id}`, f.priv);
+            const disp = (v: unknown) => (f.kind === 'bool' ? (v ? 'yes' : 'no') : show(f.key, v)); // absent booleans are false
             return (
               <Table.Tr key={f.key} data-field={f.key} data-pending={isPending || undefined}>
                 <Table.Td w={220} fw={500}>{f.label}</Table.Td>
                 <Table.Td>
-                  <span style={isPending ? { textDecoration: 'line-through', opacity: 0.7 } : undefined}>{show(f.key, vm.config[f.key])}</span>
-                  {isPending && <span className="pending"> → {show(f.key, vm.pending?.[f.key])} (pending)</span>}
+                  <span style={isPending ? { textDecoration: 'line-through', opacity: 0.7 } : undefined}>{disp(vm.config[f.key])}</span>
+                  {isPending && <span className="pending"> → {disp(vm.pending?.[f.key])} (pending)</span>}
                 </Table.Td>
                 <Table.Td w={80} ta="right">
                   {editable && <Button size="compact-xs" variant="subtle" onClick={() => setEditing(f)} aria-label={`Edit ${f.label}`}>Edit</Button>}
