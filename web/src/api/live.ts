@@ -1,12 +1,13 @@
-// Keeps the UI current without polling everything. When the daemon has the
-// event stream (GET /api/v1/events, SSE), each event invalidates the
-// queries of its resource kind. Until then — or when the stream is not
-// there — a task that ends invalidates what tasks change (guests, storage),
-// which the tasks panel notices anyway while it refreshes.
+// Keeps the UI current. When the daemon has the event stream (GET
+// /api/v1/events, SSE), each event invalidates the queries of its resource
+// kind and the lists stop polling. Until then — or when the stream is not
+// there — the tasks panel polls gently and a task that ends invalidates
+// what tasks change (guests, storage).
 import { useEffect, useRef } from 'react';
 import { useQueryClient, type QueryClient } from '@tanstack/react-query';
 import { API } from './client';
 import { useTasks } from './queries';
+import { setStreaming } from './streaming';
 import type { Task } from './types';
 
 /** Query key prefixes to invalidate for an event or task of this kind. */
@@ -42,6 +43,7 @@ export function useLiveUpdates(enabled: boolean) {
     const es = new EventSource(`${API}/events`);
     const onEvent = (ev: MessageEvent) => {
       streaming.current = true;
+      setStreaming(true);
       let kind = ev.type;
       try {
         const d = JSON.parse(ev.data);
@@ -53,12 +55,21 @@ export function useLiveUpdates(enabled: boolean) {
       if (String(kind).startsWith('task')) qc.invalidateQueries({ queryKey: ['tasks'] });
     };
     es.onmessage = onEvent;
+    es.onopen = () => {
+      streaming.current = true;
+      setStreaming(true);
+    };
     es.onerror = () => {
-      // No stream on this daemon (404) or it went away: the task fallback covers it.
+      // No stream on this daemon (404) or it went away: polling and the
+      // task fallback cover it; EventSource reconnects by itself after a drop.
       if (!streaming.current) es.close();
       streaming.current = false;
+      setStreaming(false);
     };
-    return () => es.close();
+    return () => {
+      es.close();
+      setStreaming(false);
+    };
   }, [enabled, qc]);
 
   useEffect(() => {

@@ -2,6 +2,7 @@
 // resource kind, so live updates can invalidate a whole kind at once.
 import { useQuery } from '@tanstack/react-query';
 import { get } from './client';
+import { useStreaming } from './streaming';
 import type {
   ACLEntry, Group, NodeInfo, NodeStatus, Permissions, Realm, Resource, Role, Storage, StorageStatus, Task, Token, User,
   VersionInfo, VM, VMSnapshot, VMStatus, Volume,
@@ -23,8 +24,10 @@ export const keys = {
   access: (what: string) => ['access', what] as const,
 };
 
-export const useResources = () =>
-  useQuery({ queryKey: keys.resources, queryFn: () => get<Resource[]>('/cluster/resources'), refetchInterval: 30_000 });
+export const useResources = () => {
+  const live = useStreaming();
+  return useQuery({ queryKey: keys.resources, queryFn: () => get<Resource[]>('/cluster/resources'), refetchInterval: live ? false : 30_000 });
+};
 export const usePermissions = () => useQuery({ queryKey: keys.permissions, queryFn: () => get<Permissions>('/access/permissions') });
 export const useVersion = () => useQuery({ queryKey: ['version'], queryFn: () => get<VersionInfo>('/version'), staleTime: Infinity });
 
@@ -50,13 +53,15 @@ export const useContent = (n: string, s: string, content?: string) =>
     enabled: !!n && !!s,
   });
 
-/** Tasks refresh quickly while any runs, slowly otherwise. */
-export const useTasks = () =>
-  useQuery({
+/** Without the event stream, tasks refresh quickly while any runs, slowly otherwise. */
+export const useTasks = () => {
+  const live = useStreaming();
+  return useQuery({
     queryKey: keys.tasks,
     queryFn: () => get<Task[]>('/tasks', { limit: 50 }),
-    refetchInterval: (q) => (q.state.data?.some((t) => t.status === 'running') ? 1_500 : 5_000),
+    refetchInterval: (q) => (live ? false : q.state.data?.some((t) => t.status === 'running') ? 1_500 : 5_000),
   });
+};
 
 export const useUsers = () => useQuery({ queryKey: keys.access('users'), queryFn: () => get<User[]>('/access/users') });
 export const useGroups = () => useQuery({ queryKey: keys.access('groups'), queryFn: () => get<Group[]>('/access/groups') });
