@@ -172,6 +172,13 @@ async function admin(page) {
   await page.waitForTimeout(3000);
   await shot(page, 'vm-console');
 
+  step = 'console in its own window';
+  const [popup] = await Promise.all([page.context().waitForEvent('page'), page.getByRole('button', { name: 'New window' }).click()]);
+  await popup.getByTestId('vnc-state').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
+  await popup.close();
+  // The window's console took over the VM's one VNC session: reconnect here.
+  await page.getByRole('button', { name: 'Reconnect' }).click();
+
   step = 'serial console';
   // The test guest answers "ping" with "pong" on ttyS0 once booted (TCG: give it time).
   await page.getByText('Serial', { exact: true }).click();
@@ -212,6 +219,12 @@ async function admin(page) {
   await page.getByRole('dialog').getByRole('textbox', { name: 'Size' }).fill('+16M');
   await page.getByRole('dialog').getByRole('button', { name: 'Resize' }).click();
   await taskRow(page, 'qmresize', 'ok');
+  // Hot-plug a second disk.
+  await page.getByRole('button', { name: 'Add disk' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Size' }).fill('16M');
+  await page.getByRole('dialog').getByRole('button', { name: 'Add' }).click();
+  await taskRow(page, 'qmattach', 'ok');
+  await page.locator('tr[data-device=disk1]').waitFor();
 
   step = 'storage';
   await page.goto(base + '/storage/n1/local/content');

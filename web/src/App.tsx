@@ -105,7 +105,19 @@ function Shell() {
   );
 }
 
+const ConsoleWindow = lazy(() => import('./consoles/ConsoleWindow'));
+
 export function App() {
   const { session } = useSession();
-  return session ? <Shell /> : <Login />;
+  const path = usePath();
+  if (!session) return <Login />;
+  // A console opened in its own window: just the screen.
+  const m = /^\/console\/qemu\/(\d+)$/.exec(path);
+  if (m)
+    return (
+      <Suspense fallback={<Loader m="md" />}>
+        <ConsoleWindow vmid={Number(m[1])} />
+      </Suspense>
+    );
+  return <Shell />;
 }

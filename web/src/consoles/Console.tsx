@@ -8,7 +8,7 @@ import '@xterm/xterm/css/xterm.css';
 
 type Kind = 'vnc' | 'serial';
 
-export default function Console({ vmid, running, serial, vga }: { vmid: number; running: boolean; serial?: boolean; vga?: string }) {
+export default function Console({ vmid, running, serial, vga, popup }: { vmid: number; running: boolean; serial?: boolean; vga?: string; popup?: boolean }) {
   const hasScreen = vga !== 'none' && vga !== 'serial0';
   const [kind, setKind] = useState<Kind>(hasScreen ? 'vnc' : 'serial');
   const [session, setSession] = useState(0); // bump to reconnect
@@ -22,14 +22,21 @@ export default function Console({ vmid, running, serial, vga }: { vmid: number; 
           onChange={(v) => setKind(v as Kind)}
           data={[{ value: 'vnc', label: 'Screen (VNC)', disabled: !hasScreen }, { value: 'serial', label: 'Serial', disabled: !serial }]}
         />
-        <Button size="xs" variant="default" onClick={() => setSession((s) => s + 1)}>Reconnect</Button>
+        <Group gap="xs">
+          {!popup && (
+            <Button size="xs" variant="default" onClick={() => window.open(`/console/qemu/${vmid}`, `corral-console-${vmid}`, 'width=1100,height=850')}>
+              New window
+            </Button>
+          )}
+          <Button size="xs" variant="default" onClick={() => setSession((s) => s + 1)}>Reconnect</Button>
+        </Group>
       </Group>
-      {kind === 'vnc' ? <VNC key={`v${session}`} vmid={vmid} /> : <Serial key={`s${session}`} vmid={vmid} />}
+      {kind === 'vnc' ? <VNC key={`v${session}`} vmid={vmid} height={popup ? 'calc(100vh - 90px)' : '60vh'} /> : <Serial key={`s${session}`} vmid={vmid} height={popup ? 'calc(100vh - 90px)' : '60vh'} />}
     </Stack>
   );
 }
 
-function VNC({ vmid }: { vmid: number }) {
+function VNC({ vmid, height }: { vmid: number; height: string }) {
   const box = useRef<HTMLDivElement>(null);
   const rfbRef = useRef<{ sendCtrlAltDel(): void; disconnect(): void } | null>(null);
   const [state, setState] = useState('connecting…');
@@ -68,12 +75,12 @@ function VNC({ vmid }: { vmid: number }) {
         <Text size="xs" c="dimmed" data-testid="vnc-state">{state}</Text>
         <Button size="compact-xs" variant="default" onClick={() => rfbRef.current?.sendCtrlAltDel()}>Ctrl+Alt+Del</Button>
       </Group>
-      <div ref={box} className="console-box" style={{ height: '60vh' }} data-testid="vnc-screen" />
+      <div ref={box} className="console-box" style={{ height }} data-testid="vnc-screen" />
     </Stack>
   );
 }
 
-function Serial({ vmid }: { vmid: number }) {
+function Serial({ vmid, height }: { vmid: number; height: string }) {
   const box = useRef<HTMLDivElement>(null);
   const [state, setState] = useState('connecting…');
   useEffect(() => {
@@ -117,7 +124,7 @@ function Serial({ vmid }: { vmid: number }) {
   return (
     <Stack gap={4}>
       <Text size="xs" c="dimmed" data-testid="serial-state">{state}</Text>
-      <div ref={box} className="console-box" style={{ height: '60vh', padding: 4 }} data-testid="serial-screen" />
+      <div ref={box} className="console-box" style={{ height, padding: 4 }} data-testid="serial-screen" />
     </Stack>
   );
 }

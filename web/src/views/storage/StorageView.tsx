@@ -1,14 +1,15 @@
 // A storage pool on one node: usage, and its content with upload (ISO,
 // container templates, ...) and delete.
 import { useRef, useState } from 'react';
-import { Alert, Badge, Button, Card, FileButton, Group, Modal, Progress, Select, SimpleGrid, Stack, Table, Tabs, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Card, FileButton, Group, Modal, Progress, Select, SimpleGrid, Stack, Table, Tabs, Text, TextInput, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { notifications } from '@mantine/notifications';
-import { del, errorText, upload } from '../../api/client';
+import { ApiError, del, errorText, post, upload } from '../../api/client';
 import { keys, useContent, usePermissions, useStorageStatus } from '../../api/queries';
 import type { Volume } from '../../api/types';
 import { bytes, pct, time } from '../../lib/format';
 import { can } from '../../lib/perms';
+import { useTaskAction } from '../../lib/useTask';
 import { navigate, routePath } from '../../lib/route';
 import type { ViewProps } from '../registry';
 import { KV } from '../vm/VMView';
@@ -70,6 +71,7 @@ function Content({ node, storage, contentTypes }: { node: string; storage: strin
   const [progress, setProgress] = useState<number | null>(null);
   const [kind, setKind] = useState<string | null>(null);
   const [confirm, setConfirm] = useState<Volume | null>(null);
+  const [downloading, setDownloading] = useState(false);
   const abort = useRef<() => void>(() => {});
   const kinds = contentTypes.filter((c) => uploadable.includes(c));
   const upKind = kind ?? kinds[0] ?? null;
@@ -105,6 +107,7 @@ function Content({ node, storage, contentTypes }: { node: string; storage: strin
           <FileButton onChange={onFile} accept={upKind === 'iso' ? '.iso,.img' : undefined}>
             {(props) => <Button size="xs" {...props} disabled={progress !== null} data-testid="upload">Upload…</Button>}
           </FileButton>
+          <Button size="xs" variant="default" onClick={() => setDownloading(true)} disabled={!upKind}>Download from URL…</Button>
           {progress !== null && (
             <Group gap="xs" style={{ flex: 1 }}>
               <Progress value={progress * 100} style={{ flex: 1 }} aria-label="Upload progress" />
@@ -132,6 +135,7 @@ function Content({ node, storage, contentTypes }: { node: string; storage: strin
           {content.data?.length === 0 && <Table.Tr><Table.Td colSpan={7}><Text c="dimmed" size="sm">Empty</Text></Table.Td></Table.Tr>}
         </Table.Tbody>
       </Table>
+      {downloading && upKind && <DownloadModal node={node} storage={storage} content={upKind} onClose={() => setDownloading(false)} />}
       <Modal opened={!!confirm} onClose={() => setConfirm(null)} title="Delete volume">
         <Stack>
           <Text size="sm">Delete {confirm?.volid}? This cannot be undone.</Text>
@@ -139,5 +143,47 @@ function Content({ node, storage, contentTypes }: { node: string; storage: strin
         </Stack>
       </Modal>
     </Stack>
+  );
+}
+
+/** The file name a URL suggests (its last path segment), for the download form. */
+export function fileNameOf(u: string): string {
+  try {
+    const last = new URL(u).pathname.split('/').filter(Boolean).pop() ?? '';
+    return decodeURIComponent(last).replace(/[^A-Za-z0-9._+-]/g, '_').replace(/^[^A-Za-z0-9]+/, '');
+  } catch {
+    return '';
+  }
+}
+
+function DownloadModal({ node, storage, content, onClose }: { node: string; storage: string; content: string; onClose: () => void }) {
+  const [u, setU] = useState('');
+  const [filename, setFilename] = useState('');
+  const [sha256, setSha] = useState('');
+  const [errs, setErrs] = useState<Record<string, string>>({});
+  const dl = useTaskAction(
+    () => `download ${filename}`,
+    () => post(`/nodes/${node}/storage/${storage}/download-url`, { url: u, filename: filename || fileNameOf(u), content, sha256: sha256 || undefined }),
+    [keys.content(node, storage)],
+  );
+  const submit = () => {
+    const e: Record<string, string> = {};
+    if (!/^https?:\/\/.+/.test(u)) e.url = 'an http:// or https:// URL';
+    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(filename || fileNameOf(u))) e.filename = 'letters, digits, . _ + -';
+    if (sha256 && !/^[0-9a-fA-F]{64}$/.test(sha256)) e.sha256 = '64 hex digits';
+    setErrs(e);
+    if (Object.keys(e).length === 0) dl.mutate(undefined, { onSuccess: onClose, onError: (x) => setErrs(x instanceof ApiError ? x.fieldErrors() : {}) });
+  };
+  return (
+    <Modal opened onClose={onClose} title={`Download to ${storage} (${content})`}>
+      <form onSubmit={(e) => { e.preventDefault(); submit(); }}>
+        <Stack>
+          <TextInput label="URL" value={u} onChange={(e) => setU(e.currentTarget.value)} error={errs.url} data-autofocus />
+          <TextInput label="File name" placeholder={fileNameOf(u)} value={filename} onChange={(e) => setFilename(e.currentTarget.value)} error={errs.filename} />
+          <TextInput label="SHA-256 (optional)" value={sha256} onChange={(e) => setSha(e.currentTarget.value)} error={errs.sha256} />
+          <Group justify="flex-end"><Button variant="default" onClick={onClose}>Cancel</Button><Button type="submit" loading={dl.isPending}>Download</Button></Group>
+        </Stack>
+      </form>
+    </Modal>
   );
 }

@@ -1,9 +1,9 @@
 // Disks and CD-ROM drives of a VM: resize a disk (a task, live when the VM
 // runs), change or eject the CD-ROM media.
 import { useMemo, useState } from 'react';
-import { Button, Group, Modal, Select, Stack, Table, Text, TextInput } from '@mantine/core';
+import { Button, Checkbox, Group, Modal, Select, Stack, Table, Text, TextInput } from '@mantine/core';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { ApiError, errorText, post, request } from '../../api/client';
+import { ApiError, del, errorText, post, request } from '../../api/client';
 import { keys, useContent, useNodeStorage, usePermissions } from '../../api/queries';
 import type { VM } from '../../api/types';
 import { can } from '../../lib/perms';
@@ -20,16 +20,28 @@ export function Devices({ vm }: { vm: VM }) {
   const mayCD = can(perms.data, `/vms/${id}`, 'VM.Config.CDROM');
   const [resizing, setResizing] = useState<number | null>(null);
   const [cd, setCD] = useState<number | null>(null);
+  const [adding, setAdding] = useState(false);
+  const [detaching, setDetaching] = useState<number | null>(null);
   return (
     <Stack gap="xs">
-      <Text fw={600}>Disks and drives</Text>
+      <Group justify="space-between">
+        <Text fw={600}>Disks and drives</Text>
+        {mayDisk && <Button size="compact-xs" variant="default" onClick={() => setAdding(true)}>Add disk</Button>}
+      </Group>
       <Table withTableBorder fz="sm" aria-label="Devices">
         <Table.Tbody>
           {(vm.config.disks ?? []).map((d, i) => (
             <Table.Tr key={`disk${i}`} data-device={`disk${i}`}>
               <Table.Td w={220} fw={500}>disk{i}</Table.Td>
               <Table.Td>{show('disks', [d])}</Table.Td>
-              <Table.Td w={90} ta="right">{mayDisk && <Button size="compact-xs" variant="subtle" onClick={() => setResizing(i)}>Resize</Button>}</Table.Td>
+              <Table.Td w={150} ta="right">
+                {mayDisk && (
+                  <Group gap={4} justify="flex-end" wrap="nowrap">
+                    <Button size="compact-xs" variant="subtle" onClick={() => setResizing(i)}>Resize</Button>
+                    <Button size="compact-xs" variant="subtle" color="red" onClick={() => setDetaching(i)}>Detach</Button>
+                  </Group>
+                )}
+              </Table.Td>
             </Table.Tr>
           ))}
           {(cfg.cdroms ?? []).map((c, i) => (
@@ -43,6 +55,8 @@ export function Devices({ vm }: { vm: VM }) {
       </Table>
       {resizing !== null && <ResizeModal vm={vm} disk={resizing} onClose={() => setResizing(null)} />}
       {cd !== null && <CDModal vm={vm} index={cd} onClose={() => setCD(null)} />}
+      {adding && <AddDiskModal vm={vm} onClose={() => setAdding(false)} />}
+      {detaching !== null && <DetachModal vm={vm} disk={detaching} onClose={() => setDetaching(null)} />}
     </Stack>
   );
 }
@@ -102,6 +116,55 @@ function CDModal({ vm, index, onClose }: { vm: VM; index: number; onClose: () =>
           searchable
         />
         <Group justify="flex-end"><Button variant="default" onClick={onClose}>Cancel</Button><Button onClick={() => save.mutate()} loading={save.isPending}>Save</Button></Group>
+      </Stack>
+    </Modal>
+  );
+}
+
+export const sizeRe = /^[0-9]+[KMGT]?$/;
+
+function AddDiskModal({ vm, onClose }: { vm: VM; onClose: () => void }) {
+  const id = vm.config.vmid;
+  const pools = useNodeStorage(vm.config.node);
+  const imgPools = useMemo(() => (pools.data ?? []).filter((p) => p.active && p.content?.includes('images')), [pools.data]);
+  const [storage, setStorage] = useState<string | null>(null);
+  const [size, setSize] = useState('8G');
+  const [bus, setBus] = useState('virtio');
+  const [errs, setErrs] = useState<Record<string, string>>({});
+  const pool = storage ?? imgPools[0]?.storage ?? '';
+  const add = useTaskAction(() => `add a disk to VM ${id}`, () => post(`/vms/${id}/disks`, { storage: pool, size, bus }), [keys.vm(id)]);
+  const submit = () => {
+    if (!sizeRe.test(size) || /^0+[KMGT]?$/.test(size)) return setErrs({ size: 'a size like 8G or 512M' });
+    add.mutate(undefined, { onSuccess: onClose, onError: (e) => setErrs(e instanceof ApiError ? e.fieldErrors() : {}) });
+  };
+  return (
+    <Modal opened onClose={onClose} title={`Add a disk to VM ${id}`}>
+      <form onSubmit={(e) => { e.preventDefault(); submit(); }}>
+        <Stack>
+          <Select label="Storage" data={imgPools.map((p) => p.storage)} value={pool || null} onChange={setStorage} error={errs.storage} allowDeselect={false} />
+          <TextInput label="Size" value={size} onChange={(e) => setSize(e.currentTarget.value)} error={errs.size} data-autofocus />
+          <Select label="Bus" data={['virtio', 'scsi', 'sata', 'ide']} value={bus} onChange={(v) => v && setBus(v)} error={errs.bus} allowDeselect={false} />
+          <Text size="xs" c="dimmed">{vm.status === 'running' ? 'The VM is running: the disk is hot-plugged.' : ''}</Text>
+          <Group justify="flex-end"><Button variant="default" onClick={onClose}>Cancel</Button><Button type="submit" loading={add.isPending}>Add</Button></Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+function DetachModal({ vm, disk, onClose }: { vm: VM; disk: number; onClose: () => void }) {
+  const id = vm.config.vmid;
+  const [free, setFree] = useState(false);
+  const detach = useTaskAction(() => `detach disk${disk} of VM ${id}`, () => del(`/vms/${id}/disks/${disk}`, { free }), [keys.vm(id)]);
+  return (
+    <Modal opened onClose={onClose} title={`Detach disk${disk}`}>
+      <Stack>
+        <Text size="sm">{vm.config.disks?.[disk]?.volume}</Text>
+        <Checkbox label="Also delete the volume (cannot be undone)" checked={free} onChange={(e) => setFree(e.currentTarget.checked)} />
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onClose}>Cancel</Button>
+          <Button color="red" loading={detach.isPending} onClick={() => detach.mutate(undefined, { onSuccess: onClose })}>Detach</Button>
+        </Group>
       </Stack>
     </Modal>
   );
