@@ -33,7 +33,6 @@ export const hardwareFields: Field[] = [
   { key: 'bios', label: 'BIOS', kind: 'select', options: ['seabios', 'ovmf'], priv: 'VM.Config.HWType' },
   { key: 'vga', label: 'Display', kind: 'select', options: ['std', 'virtio', 'qxl', 'serial0', 'none'], priv: 'VM.Config.HWType' },
   { key: 'serial', label: 'Serial console', kind: 'bool', priv: 'VM.Config.HWType' },
-  { key: 'cdroms', label: 'CD/DVD drives', kind: 'readonly', priv: 'VM.Config.CDROM' },
   { key: 'nets', label: 'Network devices', kind: 'readonly', priv: 'VM.Config.Network' },
 ];
 

@@ -44,13 +44,26 @@ export function Devices({ vm }: { vm: VM }) {
               </Table.Td>
             </Table.Tr>
           ))}
-          {(cfg.cdroms ?? []).map((c, i) => (
-            <Table.Tr key={`cdrom${i}`} data-device={`cdrom${i}`}>
+          {(cfg.cdroms ?? []).map((c, i) => {
+            const now = vm.config.cdroms?.[i]?.volume;
+            const pending = !!vm.pending && now !== c.volume;
+            return (
+            <Table.Tr key={`cdrom${i}`} data-device={`cdrom${i}`} data-pending={pending || undefined}>
               <Table.Td w={220} fw={500}>cdrom{i}</Table.Td>
-              <Table.Td>{c.volume || 'empty'}</Table.Td>
+              <Table.Td>
+                {pending ? (
+                  <>
+                    <span style={{ textDecoration: 'line-through', opacity: 0.7 }}>{now || 'empty'}</span>
+                    <span className="pending"> → {c.volume || 'empty'} (pending)</span>
+                  </>
+                ) : (
+                  c.volume || 'empty'
+                )}
+              </Table.Td>
               <Table.Td w={90} ta="right">{mayCD && <Button size="compact-xs" variant="subtle" onClick={() => setCD(i)}>Media</Button>}</Table.Td>
             </Table.Tr>
-          ))}
+            );
+          })}
         </Table.Tbody>
       </Table>
       {resizing !== null && <ResizeModal vm={vm} disk={resizing} onClose={() => setResizing(null)} />}
