@@ -242,6 +242,13 @@ async function admin(page) {
   await page.getByText('Capabilities').waitFor();
   await shot(page, 'node');
 
+  step = 'users';
+  await page.goto(base + '/datacenter/users');
+  await page.getByRole('table', { name: 'Users' }).getByRole('row', { name: new RegExp(env('USER_NAME')) }).getByRole('button', { name: 'Edit' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'First name' }).fill('Alice');
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('table', { name: 'Users' }).getByText('Alice', { exact: true }).waitFor();
+
   step = 'groups and permissions';
   await page.goto(base + '/datacenter/groups');
   await page.getByRole('button', { name: 'Add group' }).click();

@@ -7,7 +7,7 @@ import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { notifications } from '@mantine/notifications';
 import { ApiError, del, errorText, post, put } from '../../api/client';
 import { useACL, useGroups, usePermissions, useRealms, useRoles, useTokens, useUsers } from '../../api/queries';
-import type { ACLEntry, TokenSecret } from '../../api/types';
+import type { ACLEntry, TokenSecret, User } from '../../api/types';
 import { useSession } from '../../auth/session';
 import { can } from '../../lib/perms';
 import { time } from '../../lib/format';
@@ -50,6 +50,7 @@ export function UsersTab() {
   const mayCreate = can(perms.data, '/access/users', 'User.Modify');
   const [creating, setCreating] = useState(false);
   const [pw, setPw] = useState<string | null>(null);
+  const [editing, setEditing] = useState<User | null>(null);
   const [form, setForm] = useState({ userid: '', password: '', groups: [] as string[], email: '', comment: '' });
   const create = useAccessMutation(() => post('/access/users', { ...form, password: form.password || undefined, email: form.email || undefined }), 'User created');
   const remove = useAccessMutation((u: string) => del(`/access/users/${encodeURIComponent(u)}`), 'User deleted');
@@ -71,6 +72,7 @@ export function UsersTab() {
                 <Table.Td>{u.expire ? time(u.expire) : 'never'}</Table.Td>
                 <Table.Td>
                   <Group gap={4} justify="flex-end">
+                    {mayEdit && <Button size="compact-xs" variant="subtle" onClick={() => setEditing(u)}>Edit</Button>}
                     <Button size="compact-xs" variant="subtle" onClick={() => setPw(u.userid)}>Password</Button>
                     {mayEdit && <Button size="compact-xs" variant="subtle" onClick={() => toggle.mutate(u)}>{u.enabled ? 'Disable' : 'Enable'}</Button>}
                     {mayEdit && <Button size="compact-xs" variant="subtle" color="red" onClick={() => remove.mutate(u.userid)}>Delete</Button>}
@@ -90,7 +92,27 @@ export function UsersTab() {
         <TextInput label="Comment" value={form.comment} onChange={(e) => setForm({ ...form, comment: e.currentTarget.value })} />
       </FormModal>
       {pw && <PasswordModal userid={pw} onClose={() => setPw(null)} />}
+      {editing && <EditUserModal user={editing} groups={(groups.data ?? []).map((g) => g.groupid)} onClose={() => setEditing(null)} />}
     </Stack>
+  );
+}
+
+function EditUserModal({ user, groups, onClose }: { user: User; groups: string[]; onClose: () => void }) {
+  const [f, setF] = useState({
+    firstname: user.firstname ?? '', lastname: user.lastname ?? '', email: user.email ?? '', comment: user.comment ?? '', groups: user.groups ?? [],
+  });
+  const save = useAccessMutation(() => put(`/access/users/${encodeURIComponent(user.userid)}`, f, user.digest ? { 'If-Match': user.digest } : undefined), 'User saved');
+  const text = (k: 'firstname' | 'lastname' | 'email' | 'comment', label: string) => (
+    <TextInput label={label} value={f[k]} onChange={(e) => setF({ ...f, [k]: e.currentTarget.value })} error={fe(save.error, k)} />
+  );
+  return (
+    <FormModal title={`Edit ${user.userid}`} open onClose={onClose} busy={save.isPending} error={save.error} onSubmit={() => save.mutate(undefined, { onSuccess: onClose })}>
+      {text('firstname', 'First name')}
+      {text('lastname', 'Last name')}
+      {text('email', 'E-mail')}
+      <MultiSelect label="Groups" data={groups} value={f.groups} onChange={(g) => setF({ ...f, groups: g })} error={fe(save.error, 'groups')} />
+      {text('comment', 'Comment')}
+    </FormModal>
   );
 }
 
@@ -268,6 +290,7 @@ export function RealmsTab() {
   const [r, setR] = useState({ realm: '', type: 'pam', service: '', comment: '' });
   const create = useAccessMutation(() => post('/access/realms', { ...r, service: r.service || undefined }), 'Realm created');
   const remove = useAccessMutation((id: string) => del(`/access/realms/${encodeURIComponent(id)}`), 'Realm deleted');
+  const makeDefault = useAccessMutation((id: string) => put(`/access/realms/${encodeURIComponent(id)}`, { default: true }), 'Default realm set');
   return (
     <Stack>
       {may && <Group><Button size="xs" onClick={() => setOpen(true)}>Add realm</Button></Group>}
@@ -277,7 +300,14 @@ export function RealmsTab() {
           {(realms.data ?? []).map((x) => (
             <Table.Tr key={x.realm}>
               <Table.Td>{x.realm}</Table.Td><Table.Td>{x.type}</Table.Td><Table.Td>{x.default ? 'yes' : ''}</Table.Td><Table.Td>{x.comment}</Table.Td>
-              <Table.Td>{may && <Button size="compact-xs" variant="subtle" color="red" onClick={() => remove.mutate(x.realm)}>Delete</Button>}</Table.Td>
+              <Table.Td>
+                {may && (
+                  <Group gap={4} justify="flex-end" wrap="nowrap">
+                    {!x.default && <Button size="compact-xs" variant="subtle" onClick={() => makeDefault.mutate(x.realm)}>Make default</Button>}
+                    <Button size="compact-xs" variant="subtle" color="red" onClick={() => remove.mutate(x.realm)}>Delete</Button>
+                  </Group>
+                )}
+              </Table.Td>
             </Table.Tr>
           ))}
         </Table.Tbody>
