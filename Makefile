@@ -69,7 +69,7 @@ web/node_modules/.package-lock.json: web/package-lock.json
 
 # Regenerate the UI's API types from the daemon's OpenAPI document.
 web-api: web-deps
-	go run internal/webui/openapi_gen.go > web/openapi.json
+	go run internal/webui/openapi_gen.go > web/openapi.json.tmp && mv web/openapi.json.tmp web/openapi.json
 	cd web && npm run gen:api
 
 # Unit tests (Vitest); the end-to-end suite runs from test/web_e2e_test.go.
