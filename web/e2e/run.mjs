@@ -367,6 +367,22 @@ async function restricted(page) {
   assert((await page.locator('[data-action=clone]').count()) === 0, 'restricted user has a clone button');
   await page.keyboard.press('Escape');
   await shot(page, 'restricted-user');
+  step = 'restricted user edits cloud-init';
+  // VMUser holds VM.Config.Cloudinit but not VM.Config.Options.
+  await page.getByRole('tab', { name: 'Options' }).click();
+  assert((await page.getByRole('button', { name: 'Edit Name' }).count()) === 0, 'restricted user may edit the name');
+  await page.getByText('Cloud-init', { exact: true }).locator('..').getByRole('button', { name: 'Edit' }).click();
+  const ci = page.getByRole('dialog');
+  await ci.getByRole('textbox', { name: 'User' }).fill('Alice');
+  await ci.getByRole('button', { name: 'Save' }).click();
+  await ci.getByText('lower-case letters, digits, _ and -').waitFor();
+  await ci.getByRole('textbox', { name: 'User' }).fill('alice');
+  await ci.getByRole('textbox', { name: 'IP address' }).fill('dhcp');
+  await ci.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('table', { name: 'Cloud-init' }).getByText('alice', { exact: true }).waitFor();
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  await shot(page, 'restricted-cloudinit');
+
   step = 'tablet layout';
   await page.setViewportSize({ width: 820, height: 1180 });
   await page.waitForTimeout(300);

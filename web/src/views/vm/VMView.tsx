@@ -8,6 +8,7 @@ import { navigate, routePath } from '../../lib/route';
 import { useHistory } from '../graphs/history';
 import { LiveChart } from '../graphs/LiveChart';
 import type { ViewProps } from '../registry';
+import { CloudInit } from './CloudInit';
 import { ConfigEditor, hardwareFields, optionFields } from './ConfigEditor';
 import { Devices } from './Devices';
 import { GuestActions } from './GuestActions';
@@ -118,7 +119,12 @@ export function VMView({ route }: ViewProps) {
             <Devices vm={vm.data} />
           </Stack>
         </Tabs.Panel>
-        <Tabs.Panel value="options" pt="md"><ConfigEditor vm={vm.data} fields={optionFields} title="Options" /></Tabs.Panel>
+        <Tabs.Panel value="options" pt="md">
+          <Stack>
+            <ConfigEditor vm={vm.data} fields={optionFields} title="Options" />
+            <CloudInit vm={vm.data} />
+          </Stack>
+        </Tabs.Panel>
         <Tabs.Panel value="snapshots" pt="md"><Snapshots vmid={id} /></Tabs.Panel>
       </Tabs>
     </Stack>
