@@ -62,7 +62,8 @@ func lastLines(s string, n int) string {
 // a VM from the test guest's ISO in the wizard, start it, watch its screen
 // change in noVNC, follow its task log, edit hardware (pending change), and
 // check that a restricted user sees only their VM and no destroy button.
-// Screenshots of each view go to $CORRAL_E2E_OUT (default: a temp dir).
+// Screenshots of each view go to $CORRAL_E2E_OUT (default:
+// .test-artifacts/web-e2e in the checkout).
 func TestWebUI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end browser test; skipped with -short")
@@ -97,10 +98,13 @@ func TestWebUI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Screenshots are the suite's artifacts: kept after the run.
 	out := os.Getenv("CORRAL_E2E_OUT")
 	if out == "" {
-		out = t.TempDir()
-	} else if out, err = filepath.Abs(out); err != nil {
+		out = "../.test-artifacts/web-e2e"
+		os.RemoveAll(out) // ours alone: no stale screenshots from an earlier run
+	}
+	if out, err = filepath.Abs(out); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
