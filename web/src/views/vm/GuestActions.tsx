@@ -3,7 +3,7 @@
 // does not allow are disabled. Destroy asks for the ID to be typed.
 import { useState } from 'react';
 import { Button, Checkbox, Group, Menu, Modal, NumberInput, Stack, Text, TextInput } from '@mantine/core';
-import { post, del, request } from '../../api/client';
+import { ApiError, del, post, request } from '../../api/client';
 import { keys, usePermissions } from '../../api/queries';
 import { navigate, routePath } from '../../lib/route';
 import { useTaskAction } from '../../lib/useTask';
@@ -108,8 +108,9 @@ function CloneModal({ vmid, name, template, onClose }: { vmid: number; name?: st
   return (
     <Modal opened onClose={onClose} title={`Clone VM ${vmid}`}>
       <Stack>
-        <TextInput label="Name" value={newName} onChange={(e) => setNewName(e.currentTarget.value)} error={clone.error && (clone.error as { fieldErrors?: () => Record<string, string> }).fieldErrors?.().name} />
-        <NumberInput label="New ID" placeholder="next free ID" value={newid} onChange={setNewid} min={100} allowDecimal={false} />
+        <TextInput label="Name" value={newName} onChange={(e) => setNewName(e.currentTarget.value)} error={clone.error instanceof ApiError ? clone.error.fieldErrors().name : undefined} />
+        <NumberInput label="New ID" placeholder="next free ID" value={newid} onChange={setNewid} min={100} allowDecimal={false} clampBehavior="none"
+          error={clone.error instanceof ApiError ? clone.error.fieldErrors().newid : undefined} />
         <Checkbox label="Full copy (otherwise linked, where the storage can)" checked={full} onChange={(e) => setFull(e.currentTarget.checked)} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>Cancel</Button>
