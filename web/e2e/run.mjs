@@ -267,6 +267,15 @@ async function admin(page) {
   await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
   await page.getByRole('table', { name: 'Users' }).getByText('Alice', { exact: true }).waitFor();
 
+  step = 'api token';
+  await page.goto(base + '/datacenter/tokens');
+  await page.getByRole('button', { name: 'Add token' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Token name' }).fill('ci');
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('dialog').getByText(/Authorization: CorralToken admin@corral!ci=/).waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByRole('table', { name: 'API tokens' }).getByText('admin@corral!ci').waitFor();
+
   step = 'groups and permissions';
   await page.goto(base + '/datacenter/groups');
   await page.getByRole('button', { name: 'Add group' }).click();
@@ -314,6 +323,9 @@ async function admin(page) {
   await taskRow(page, 'qmsnapshot', 'ok');
   await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
   await shot(page, 'vm-snapshots');
+  const snapRow = page.getByRole('table', { name: 'Snapshots' }).getByRole('row', { name: /first/ });
+  await snapRow.getByRole('button', { name: 'Roll back' }).click();
+  await taskRow(page, 'qmrollback', 'ok');
 
   step = 'clone and template';
   await page.locator('[data-action=more]').click();
@@ -331,7 +343,9 @@ async function admin(page) {
   await page.locator('[role=treeitem][data-key="qemu/102"] [aria-label=template]').waitFor();
   assert(await page.locator('[data-action=start]').isDisabled(), 'a template can be started');
   await page.goto(base + `/qemu/${vmid}/snapshots`);
-  await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
+  await page.getByRole('table', { name: 'Snapshots' }).getByRole('row', { name: /first/ }).getByRole('button', { name: 'Delete' }).click();
+  await taskRow(page, 'qmdelsnapshot', 'ok');
+  await page.getByRole('table', { name: 'Snapshots' }).getByText('No snapshots').waitFor();
 
   step = 'destroy';
   await page.locator('[data-action=more]').click();

@@ -275,7 +275,7 @@ export function TokensTab() {
       <Modal opened={!!secret} onClose={() => { setSecret(null); setOpen(false); }} title="Token created">
         <Stack>
           <Text size="sm">Copy the secret now: it is not shown again.</Text>
-          <Code block>{secret ? `Authorization: ${secret.token}` : ''}</Code>
+          <Code block>{secret ? `Authorization: CorralToken ${secret.tokenid}=${secret.secret}` : ''}</Code>
         </Stack>
       </Modal>
     </Stack>
