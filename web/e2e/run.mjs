@@ -276,6 +276,16 @@ async function admin(page) {
   await page.keyboard.press('Escape');
   await page.getByRole('table', { name: 'API tokens' }).getByText('admin@corral!ci').waitFor();
 
+  step = 'roles';
+  await page.goto(base + '/datacenter/roles');
+  await page.getByRole('button', { name: 'Add role' }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Role ID' }).fill('Watcher');
+  await page.getByRole('dialog').getByLabel('Privileges', { exact: true }).click();
+  await page.getByRole('option', { name: 'VM.Audit', exact: true }).click();
+  await page.getByRole('dialog').getByRole('textbox', { name: 'Role ID' }).click(); // closes the list
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('table', { name: 'Roles' }).getByRole('row', { name: /Watcher/ }).getByText('VM.Audit').waitFor();
+
   step = 'groups and permissions';
   await page.goto(base + '/datacenter/groups');
   await page.getByRole('button', { name: 'Add group' }).click();
