@@ -14,15 +14,15 @@ APT_BUILD := gcc libc6-dev libpam0g-dev pkg-config ca-certificates curl
 APT_BUILD += xorriso qemu-system-x86 qemu-utils qemu-block-extra ovmf btrfs-progs
 APT_BUILD += lxc uidmap busybox-static openssl xz-utils zstd debootstrap
 APT_BUILD += dnsmasq-base iproute2
-APT_TEST  := passwd login tgt xorriso e2fsprogs iputils-ping iperf3
+APT_TEST  := passwd login tgt xorriso e2fsprogs iputils-ping iperf3 chromium
 RUN_DIR   ?= $(CURDIR)/.corral
 SOCKET    ?= $(if $(filter 0,$(shell id -u)),/run/corral/corral.sock,$(RUN_DIR)/corral.sock)
 
-.PHONY: all build deps deps-test run test test-short fuzz bench vet clean
+.PHONY: all build deps deps-test run test test-short fuzz bench vet clean web web-deps web-api web-test
 
 all: build
 
-build: deps
+build: deps web
 	go build -ldflags '$(LDFLAGS)' -o bin/corral ./cmd/corral
 
 deps:
@@ -40,7 +40,7 @@ vet: deps
 	go vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-test: deps-test vet build
+test: deps-test vet build web-test
 	go test -v -count=1 -timeout 20m ./... 2>&1 | tee .test.log | grep -v -E '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)' ; test $${PIPESTATUS[0]} -eq 0
 	@scripts/skipped.sh .test.log
 	$(MAKE) --no-print-directory fuzz
@@ -56,6 +56,28 @@ APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso iperf3 iputils-pi
 bench: build
 	@scripts/apt-ensure.sh $(APT_BENCH)
 	go run ./bench -out docs/benchmarks.md
+
+# The web UI (web/): npm ci against the committed lock, then Vite builds into
+# internal/webui/dist, which the binary embeds. Skipped when nothing changed.
+WEB_SRC := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts -type f 2>/dev/null)
+web: internal/webui/dist/index.html
+internal/webui/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
+	cd web && npm run build
+
+web-deps: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package-lock.json
+	@command -v npm >/dev/null || scripts/apt-ensure.sh nodejs npm
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' || { echo "the web UI build needs Node.js >= 20.19 (have $$(node -v))"; exit 1; }
+	cd web && npm ci --no-audit --no-fund
+
+# Regenerate the UI's API types from the daemon's OpenAPI document.
+web-api: web-deps
+	go run internal/webui/openapi_gen.go > web/openapi.json.tmp && mv web/openapi.json.tmp web/openapi.json
+	cd web && npm run gen:api
+
+# Unit tests (Vitest); the end-to-end suite runs from test/web_e2e_test.go.
+web-test: web-deps
+	cd web && npm test
 
 clean:
 	rm -rf bin .test.log

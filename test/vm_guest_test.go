@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,15 +79,7 @@ func TestVMBootsTestGuest(t *testing.T) {
 	dir := guest.Build(t)
 	n := StartNode(t)
 	c := n.Admin()
-	f, err := os.Open(filepath.Join(dir, guest.ISO))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := c.Do(bg, "POST", "/nodes/n1/storage/local/upload", url.Values{"content": {"iso"}, "filename": {"guest.iso"}}, f, nil,
-		client.WithHeader("Content-Type", "application/octet-stream")); err != nil {
-		t.Fatal(err)
-	}
+	uploadISO(t, c, filepath.Join(dir, guest.ISO), "guest.iso")
 	cr, err := createVM(t, c, api.VMCreate{VMID: 100, Name: "guest", Memory: 256, Machine: "pc",
 		Cores: 2, VCPUs: 1, Hotplug: []string{"cpu", "memory"},
 		CDROMs: []api.VMCDROM{{Volume: "local:iso/guest.iso"}}, Boot: []string{"cdrom0"},

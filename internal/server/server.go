@@ -31,6 +31,7 @@ import (
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/store"
 	"github.com/corral-project/corral/internal/task"
+	"github.com/corral-project/corral/internal/webui"
 )
 
 // Deps is everything the handlers use.
@@ -97,6 +98,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == "/metrics" { // where Prometheus looks by default
 		r.URL.Path, r.URL.RawPath = "/api/v1/metrics", ""
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		webui.Handler.ServeHTTP(w, r) // the web UI: everything outside /api/
+		return
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)

@@ -1,0 +1,23 @@
+//go:build ignore
+
+// openapi_gen writes the daemon's OpenAPI document to stdout, for the web
+// UI's generated TypeScript types (make web-api). It builds the server's
+// routes without starting anything.
+package main
+
+import (
+	"encoding/json"
+	"os"
+
+	"github.com/corral-project/corral/internal/server"
+)
+
+func main() {
+	doc := server.New(server.Deps{Version: "dev"}).OpenAPI()
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+}
