@@ -309,6 +309,11 @@ func TestCookieNeedsCSRF(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("GET with cookie: %d", code)
 	}
+	// Logout expires the HttpOnly cookie (which the UI's scripts can't).
+	code, hdr, b := raw(t, n, "DELETE", "/access/ticket", "", map[string]string{"Cookie": "CorralAuth=" + tk, "X-CSRF-Token": csrf})
+	if sc := hdr.Get("Set-Cookie"); code != 204 || !strings.Contains(sc, "CorralAuth=;") || !strings.Contains(sc, "Max-Age=0") {
+		t.Fatalf("logout: %d %q %s", code, sc, b)
+	}
 	// Renewal gives a working new ticket.
 	nt, err := admin.Renew(bg)
 	if err != nil || nt.Ticket == "" {

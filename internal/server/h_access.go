@@ -20,6 +20,10 @@ type ticketOut struct {
 	Body      api.Ticket
 }
 
+type logoutOut struct {
+	SetCookie http.Cookie `header:"Set-Cookie"`
+}
+
 type UserParam struct {
 	UserID string `path:"userid" maxLength:"128"`
 }
@@ -172,6 +176,12 @@ func (s *Server) accessRoutes() {
 			}
 			t, csrf, exp := s.Access.Tickets.Issue(user)
 			return &ticketOut{SetCookie: s.ticketCookie(t, exp), Body: api.Ticket{Ticket: t, CSRFToken: csrf, Username: user, Expires: exp.UTC()}}, nil
+		})
+	register(s, huma.Operation{OperationID: "delete-ticket", Method: "DELETE", Path: "/access/ticket", Summary: "Log out: clear the ticket cookie",
+		Description: "Tickets are signed, not stored, so this can't revoke a copied ticket (it expires after two hours); " +
+			"it ends the browser session by expiring the HttpOnly cookie, which scripts can't.", Tags: tags, DefaultStatus: http.StatusNoContent},
+		Perm{Public: true}, func(ctx context.Context, _ *struct{}) (*logoutOut, error) {
+			return &logoutOut{SetCookie: http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode}}, nil
 		})
 	register(s, huma.Operation{OperationID: "renew-ticket", Method: "POST", Path: "/access/ticket/renew", Summary: "Renew a valid ticket", Tags: tags},
 		Perm{Authenticated: true}, func(ctx context.Context, _ *struct{}) (*ticketOut, error) {
