@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -108,4 +109,37 @@ func (r *Registry) NextID(ctx context.Context, by string) (api.NextID, error) {
 		return api.NextID{VMID: id, Expires: time.Now().Add(reserveTTL).UTC()}, nil
 	}
 	return api.NextID{}, errs.Conflict("no free guest ID")
+}
+
+// Power names a guest kind's power actions and states for CheckPower.
+type Power struct {
+	Kind    string   // "VM" or "container", for messages
+	Running []string // actions that need it running (not stopped)
+	Paused  string   // the state resume needs: "paused" (QEMU) or "frozen" (LXC)
+}
+
+// CheckPower says whether action may start on a guest in state: the
+// preconditions both drivers share, so a VM and a container refuse the
+// same way.
+func (p Power) CheckPower(vmid int, action, state string, template bool) error {
+	switch {
+	case action == "start":
+		if state != "stopped" {
+			return errs.Conflict("%s %d is already %s", p.Kind, vmid, state)
+		}
+		if template {
+			return errs.Conflict("%s %d is a template; clone it instead", p.Kind, vmid)
+		}
+	case action == "resume":
+		if state != p.Paused {
+			return errs.Conflict("%s %d is not suspended (%s)", p.Kind, vmid, state)
+		}
+	case slices.Contains(p.Running, action):
+		if state == "stopped" {
+			return errs.Conflict("%s %d is not running", p.Kind, vmid)
+		}
+	default:
+		return errs.Invalid("action", "unknown action %q", action)
+	}
+	return nil
 }

@@ -302,7 +302,7 @@ func (m *Manager) Create(ctx context.Context, in api.CTCreate, o CreateOptions) 
 		defer unlock()
 		var made []string
 		fail := func(err error) error {
-			m.freeAll(context.Background(), made, l.Printf)
+			m.stor.FreeVolumes(context.Background(), made, l.Printf)
 			os.RemoveAll(m.ctDir(c.VMID))
 			m.removeRecord(c.VMID)
 			return err
@@ -386,24 +386,6 @@ func (m *Manager) allocVolumes(ctx context.Context, c *api.CTConfig, made *[]str
 		}
 	}
 	return nil
-}
-
-func (m *Manager) freeAll(ctx context.Context, vols []string, logf func(string, ...any)) {
-	for _, v := range vols {
-		id, err := storage.ParseVolID(v)
-		if err != nil {
-			continue
-		}
-		p, err := m.stor.Pool(ctx, id.Storage)
-		if err == nil {
-			err = p.Free(ctx, id.Name)
-		}
-		if err != nil {
-			logf("could not free %s: %v", v, err)
-		} else {
-			logf("freed %s", v)
-		}
-	}
 }
 
 func (m *Manager) removeRecord(vmid int) {
@@ -575,7 +557,7 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 			return err
 		}
 		m.deleteSnapshots(ctx, o.Value, l)
-		m.freeAll(ctx, volumesOf(o.Value.Config), l.Printf)
+		m.stor.FreeVolumes(ctx, volumesOf(o.Value.Config), l.Printf)
 		os.RemoveAll(m.ctDir(vmid))
 		m.removeRecord(vmid)
 		if purge != nil {
@@ -587,6 +569,9 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 		return nil
 	})
 }
+
+// ctPower is what a container's power actions need of its state.
+var ctPower = guest.Power{Kind: "container", Running: []string{"stop", "shutdown", "reboot", "suspend"}, Paused: "frozen"}
 
 // Action runs a power action as a task.
 func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd api.CTShutdown) (string, error) {
@@ -601,24 +586,8 @@ func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd 
 		return "", err
 	}
 	st := m.state(vmid)
-	switch action {
-	case "start":
-		if st != "stopped" {
-			return "", errs.Conflict("container %d is already %s", vmid, st)
-		}
-		if o.Value.Config.Template {
-			return "", errs.Conflict("container %d is a template; clone it instead", vmid)
-		}
-	case "stop", "shutdown", "reboot", "suspend":
-		if st == "stopped" {
-			return "", errs.Conflict("container %d is not running", vmid)
-		}
-	case "resume":
-		if st != "frozen" {
-			return "", errs.Conflict("container %d is not suspended (%s)", vmid, st)
-		}
-	default:
-		return "", errs.Invalid("action", "unknown action %q", action)
+	if err := ctPower.CheckPower(vmid, action, st, o.Value.Config.Template); err != nil {
+		return "", err
 	}
 	return m.tasks.Start(ctx, "vz"+action, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
 		defer m.lock(vmid)()
@@ -890,7 +859,7 @@ func (m *Manager) Reconcile(ctx context.Context) {
 					}
 				}
 			}
-			m.freeAll(ctx, vols, func(f string, a ...any) { m.log.Info(fmt.Sprintf(f, a...), "vmid", c.VMID) })
+			m.stor.FreeVolumes(ctx, vols, func(f string, a ...any) { m.log.Info(fmt.Sprintf(f, a...), "vmid", c.VMID) })
 			os.RemoveAll(m.ctDir(c.VMID))
 			m.removeRecord(c.VMID)
 			continue

@@ -370,7 +370,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.CTClone, user stri
 		}
 		fail := func(err error) error {
 			unlockSrc()
-			m.freeAll(context.Background(), made, l.Printf)
+			m.stor.FreeVolumes(context.Background(), made, l.Printf)
 			m.removeRecord(newid)
 			return err
 		}

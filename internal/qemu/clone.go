@@ -161,7 +161,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.VMClone, user stri
 			}
 			if err != nil {
 				unlockSrc()
-				m.freeAll(ctx, made, l)
+				m.stor.FreeVolumes(ctx, made, l.Printf)
 				m.removeRecord(newid)
 				return fmt.Errorf("disk %d: %w", i, err)
 			}

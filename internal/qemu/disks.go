@@ -155,19 +155,19 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 			}
 		}
 		if err != nil {
-			m.freeAll(ctx, []string{dst.VolID}, l)
+			m.stor.FreeVolumes(ctx, []string{dst.VolID}, l.Printf)
 			return err
 		}
 		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Config.Disks[disk].Volume = dst.VolID
 			return nil
 		}); err != nil {
-			m.freeAll(ctx, []string{dst.VolID}, l)
+			m.stor.FreeVolumes(ctx, []string{dst.VolID}, l.Printf)
 			return err
 		}
 		l.Printf("disk%d is now %s", disk, dst.VolID)
 		if in.Delete {
-			m.freeAll(ctx, []string{src}, l)
+			m.stor.FreeVolumes(ctx, []string{src}, l.Printf)
 		}
 		return nil
 	})
@@ -236,7 +236,7 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 		d.Storage, d.Size, d.Format = "", "", ""
 		if m.proc(vmid) != nil {
 			if err := m.hotplugDisk(ctx, vmid, len(n.Disks)-1, d, l); err != nil {
-				m.freeAll(ctx, []string{d.Volume}, l)
+				m.stor.FreeVolumes(ctx, []string{d.Volume}, l.Printf)
 				return err
 			}
 		}
@@ -273,7 +273,7 @@ func (m *Manager) importImage(ctx context.Context, vmid int, d api.VMDisk, src s
 		err = qemuImg(ctx, "convert", "-n", "-f", info.format, "-O", v.Format, src, dst)
 	}
 	if err != nil {
-		m.freeAll(ctx, []string{v.VolID}, l)
+		m.stor.FreeVolumes(ctx, []string{v.VolID}, l.Printf)
 		return "", err
 	}
 	return v.VolID, nil
@@ -313,7 +313,7 @@ func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, use
 		}
 		l.Printf("detached %s", vol)
 		if free {
-			m.freeAll(ctx, []string{vol}, l)
+			m.stor.FreeVolumes(ctx, []string{vol}, l.Printf)
 		}
 		return nil
 	})

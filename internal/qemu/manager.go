@@ -272,14 +272,14 @@ func (m *Manager) createDisks(ctx context.Context, c *api.VMConfig, l *task.Log)
 		size, _ := storage.ParseSize(d.Size)
 		p, err := m.stor.Pool(ctx, d.Storage)
 		if err != nil {
-			m.freeAll(ctx, made, l)
+			m.stor.FreeVolumes(ctx, made, l.Printf)
 			return fmt.Errorf("disk %d: %w", i, err)
 		}
 		unlock := m.stor.Lock(d.Storage)
 		v, err := p.Alloc(ctx, storage.AllocRequest{VMID: c.VMID, Size: size, Format: d.Format, Content: api.ContentImages})
 		unlock()
 		if err != nil {
-			m.freeAll(ctx, made, l)
+			m.stor.FreeVolumes(ctx, made, l.Printf)
 			return fmt.Errorf("disk %d: allocate on %s: %w", i, d.Storage, err)
 		}
 		l.Printf("allocated %s (%d bytes, %s)", v.VolID, v.Size, v.Format)
@@ -287,24 +287,6 @@ func (m *Manager) createDisks(ctx context.Context, c *api.VMConfig, l *task.Log)
 		c.Disks[i].Volume, c.Disks[i].Storage, c.Disks[i].Size, c.Disks[i].Format = v.VolID, "", "", ""
 	}
 	return nil
-}
-
-func (m *Manager) freeAll(ctx context.Context, vols []string, l *task.Log) {
-	for _, v := range vols {
-		id, err := storage.ParseVolID(v)
-		if err != nil {
-			continue
-		}
-		p, err := m.stor.Pool(ctx, id.Storage)
-		if err == nil {
-			err = p.Free(ctx, id.Name)
-		}
-		if err != nil {
-			l.Printf("could not free %s: %v", v, err)
-		} else {
-			l.Printf("freed %s", v)
-		}
-	}
 }
 
 func (m *Manager) removeRecord(vmid int) {
@@ -517,7 +499,7 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 		if c.EFIVars != "" {
 			vols = append(vols, c.EFIVars)
 		}
-		m.freeAll(ctx, vols, l)
+		m.stor.FreeVolumes(ctx, vols, l.Printf)
 		m.removeRecord(vmid)
 		if purge != nil {
 			if err := purge(ctx, vmid); err != nil {
@@ -528,6 +510,9 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 		return nil
 	})
 }
+
+// vmPower is what a VM's power actions need of its state.
+var vmPower = guest.Power{Kind: "VM", Running: []string{"stop", "shutdown", "reboot", "reset", "suspend"}, Paused: "paused"}
 
 // Action runs a power action as a task.
 func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd api.VMShutdown) (string, error) {
@@ -542,24 +527,8 @@ func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd 
 		return "", err
 	}
 	st := m.status(vmid)
-	switch action {
-	case "start":
-		if st != "stopped" {
-			return "", errs.Conflict("VM %d is already %s", vmid, st)
-		}
-		if o.Value.Config.Template {
-			return "", errs.Conflict("VM %d is a template; clone it instead", vmid)
-		}
-	case "stop", "shutdown", "reboot", "reset", "suspend":
-		if st == "stopped" {
-			return "", errs.Conflict("VM %d is not running", vmid)
-		}
-	case "resume":
-		if st != "paused" {
-			return "", errs.Conflict("VM %d is not paused (%s)", vmid, st)
-		}
-	default:
-		return "", errs.Invalid("action", "unknown action %q", action)
+	if err := vmPower.CheckPower(vmid, action, st, o.Value.Config.Template); err != nil {
+		return "", err
 	}
 	typ := map[string]string{"start": "qmstart", "stop": "qmstop", "shutdown": "qmshutdown", "reboot": "qmreboot", "reset": "qmreset", "suspend": "qmsuspend", "resume": "qmresume"}[action]
 	return m.tasks.Start(ctx, typ, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {

@@ -61,7 +61,7 @@ func (m *Manager) ovmf(ctx context.Context, c *api.VMConfig, l *task.Log) (code,
 		_, err = m.coll.Update(ctx, key(c.VMID), "", func(r *record) error { r.Config.EFIVars = v.VolID; return nil })
 	}
 	if err != nil {
-		m.freeAll(ctx, []string{v.VolID}, l)
+		m.stor.FreeVolumes(ctx, []string{v.VolID}, l.Printf)
 		return "", "", fmt.Errorf("efivars: %w", err)
 	}
 	c.EFIVars = v.VolID

@@ -312,3 +312,24 @@ func (s *Service) CachedStatus(ctx context.Context, cfg api.Storage) api.Storage
 	s.statusMu.Unlock()
 	return st
 }
+
+// FreeVolumes frees each volume, logging what it freed and what it could
+// not: the cleanup of a failed create or a destroy goes on past a volume
+// that resists, and the task log says which one is left.
+func (s *Service) FreeVolumes(ctx context.Context, vols []string, logf func(string, ...any)) {
+	for _, v := range vols {
+		id, err := ParseVolID(v)
+		if err != nil {
+			continue
+		}
+		p, err := s.Pool(ctx, id.Storage)
+		if err == nil {
+			err = p.Free(ctx, id.Name)
+		}
+		if err != nil {
+			logf("could not free %s: %v", v, err)
+		} else {
+			logf("freed %s", v)
+		}
+	}
+}
