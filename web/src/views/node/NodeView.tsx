@@ -6,6 +6,7 @@ import type { Usage } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
 import { useHistory } from '../graphs/history';
+import { History } from '../graphs/History';
 import { LiveChart } from '../graphs/LiveChart';
 import type { ViewProps } from '../registry';
 import { KV } from '../vm/VMView';
@@ -69,6 +70,7 @@ export function NodeView({ route }: ViewProps) {
           <Card withBorder><LiveChart title="Memory (live)" samples={mem} series={memSeries} /></Card>
         </SimpleGrid>
       )}
+      <History path={`/nodes/${node}/rrddata`} kind="node" />
       <Card withBorder>
         <Text fw={600} mb="xs">Storage</Text>
         <Table fz="sm" highlightOnHover>

@@ -6,10 +6,11 @@ import type { VM, VMStatus } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
 import { useHistory } from '../graphs/history';
+import { History } from '../graphs/History';
 import { LiveChart } from '../graphs/LiveChart';
 import type { ViewProps } from '../registry';
 import { CloudInit } from './CloudInit';
-import { ConfigEditor, hardwareFields, optionFields } from './ConfigEditor';
+import { ConfigEditor, hardwareFields, optionFields, vmEditable } from './ConfigEditor';
 import { Devices } from './Devices';
 import { GuestActions } from './GuestActions';
 import { Snapshots } from './Snapshots';
@@ -36,6 +37,7 @@ function Summary({ vm, st, at }: { vm: VM; st?: VMStatus; at: number }) {
   const cpu = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[0]] })), [hist]);
   const mem = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[1]] })), [hist]);
   return (
+    <Stack>
     <SimpleGrid cols={{ base: 1, md: 2 }}>
       <Card withBorder>
         <Stack gap={6}>
@@ -70,6 +72,8 @@ function Summary({ vm, st, at }: { vm: VM; st?: VMStatus; at: number }) {
         </>
       )}
     </SimpleGrid>
+    <History path={`/vms/${c.vmid}/rrddata`} kind="guest" />
+    </Stack>
   );
 }
 
@@ -115,13 +119,13 @@ export function VMView({ route }: ViewProps) {
         </Tabs.Panel>
         <Tabs.Panel value="hardware" pt="md">
           <Stack>
-            <ConfigEditor vm={vm.data} fields={hardwareFields} title="Hardware" />
+            <ConfigEditor guest={vmEditable(vm.data)} fields={hardwareFields} title="Hardware" />
             <Devices vm={vm.data} />
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="options" pt="md">
           <Stack>
-            <ConfigEditor vm={vm.data} fields={optionFields} title="Options" />
+            <ConfigEditor guest={vmEditable(vm.data)} fields={optionFields} title="Options" />
             <CloudInit vm={vm.data} />
           </Stack>
         </Tabs.Panel>
