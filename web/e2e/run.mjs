@@ -558,6 +558,26 @@ async function containers(page) {
   await taskRow(page, 'vzsnapshot', 'ok');
   await page.getByRole('table', { name: 'Snapshots' }).getByText('first').waitFor();
 
+  step = 'ct: firewall';
+  await page.getByRole('tab', { name: 'Firewall' }).click();
+  await page.getByTestId('fw-add').click();
+  const rule = page.getByRole('dialog');
+  await rule.getByRole('textbox', { name: 'Destination port', exact: true }).fill('22');
+  await rule.getByRole('button', { name: 'Save' }).click();
+  await rule.getByText('ports need tcp, udp or sctp').waitFor(); // checked before it is sent
+  await rule.getByLabel('Protocol', { exact: true }).click();
+  await page.getByRole('option', { name: 'tcp', exact: true }).click();
+  await rule.getByRole('textbox', { name: 'Source', exact: true }).fill('10.0.0.0/8');
+  await rule.getByRole('textbox', { name: 'Comment', exact: true }).fill('ssh from the lab');
+  await rule.getByRole('button', { name: 'Save' }).click();
+  await rule.waitFor({ state: 'detached' });
+  await page.getByRole('table', { name: 'Firewall rules' }).getByText('ssh from the lab').waitFor();
+  const fwSwitch = page.getByRole('switch', { name: 'Firewall enabled' });
+  await fwSwitch.click({ force: true });
+  for (let i = 0; i < 50 && !(await fwSwitch.isChecked()); i++) await page.waitForTimeout(100);
+  assert(await fwSwitch.isChecked(), 'the firewall switch did not turn on');
+  await shot(page, 'ct-firewall');
+
   step = 'ct: stop and destroy';
   await page.locator('[data-action=stop]').click();
   await page.getByTestId('ct-status').filter({ hasText: /^stopped$/ }).waitFor({ timeout: 30_000 });
@@ -578,6 +598,27 @@ async function containers(page) {
   await page.getByTestId('rrd-graphs').waitFor();
   await page.waitForTimeout(500);
   await shot(page, 'node-graphs');
+
+  step = 'node network: pending and revert';
+  // A bridge made pending, then reverted: the host itself is not changed.
+  const br = `e2ebr${process.pid % 10000}`;
+  await page.getByRole('tab', { name: 'Network' }).click();
+  await page.getByTestId('net-create').click();
+  const nic = page.getByRole('dialog');
+  await nic.getByRole('textbox', { name: 'Name' }).fill(br);
+  await nic.getByRole('button', { name: 'Save' }).click();
+  await nic.waitFor({ state: 'detached' });
+  await page.getByTestId('net-diff').getByText(br).waitFor();
+  await shot(page, 'node-network-pending');
+  await page.getByTestId('net-revert').click();
+  await page.getByTestId('net-diff').waitFor({ state: 'detached' });
+  assert((await page.locator(`[data-iface="${br}"]`).count()) === 0, 'the reverted bridge is still listed');
+
+  step = 'datacenter SDN and firewall';
+  await page.goto(base + '/datacenter/sdn');
+  await page.getByRole('table', { name: 'Zones' }).waitFor();
+  await page.goto(base + '/datacenter/firewall');
+  await page.getByTestId('firewall').waitFor();
 }
 
 /** Runs one scenario in a fresh browser; a failure leaves a screenshot. */

@@ -29,7 +29,7 @@ describe('invalidationsFor', () => {
 
 describe('events', () => {
   it.each([
-    [{ type: 'guest.state', vmid: 101, guest_type: 'lxc', status: 'running' }, [['containers', 101]]],
+    [{ type: 'guest.state', vmid: 101, guest_type: 'lxc', status: 'running' }, [['containers', 101], ['resources']]],
     [{ type: 'guest.config', vmid: 100, guest_type: 'qemu' }, [['vms', 100], ['resources']]],
     [{ type: 'guest.created', vmid: 102, guest_type: 'lxc' }, [['resources'], ['containers']]],
     [{ type: 'network.changed', object: 'network/zones/z1' }, [['network'], ['firewall']]],
@@ -59,6 +59,6 @@ describe('events', () => {
     applyEvent(qc, { type: 'guest.state', vmid: 101, guest_type: 'lxc', status: 'running' }, (k) => stale.push(k));
     expect(qc.getQueryData<Resource[]>(['resources'])!.find((r) => r.vmid === 101)?.status).toBe('running');
     expect(qc.getQueryData(['containers', 101, 'status'])).toEqual({ status: 'running', cpu: 0 });
-    expect(stale).toEqual([['containers', 101]]);
+    expect(stale).toEqual([['containers', 101], ['resources']]);
   });
 });

@@ -54,7 +54,9 @@ const guestKind = (ev: LiveEvent) => (ev.guest_type === 'lxc' ? 'containers' : '
 export function keysForEvent(ev: LiveEvent): (string | number)[][] {
   switch (ev.type) {
     case 'guest.state':
-      return ev.vmid ? [[guestKind(ev), ev.vmid]] : [['resources']];
+      // The list is patched at once; its refetch still follows, so a fetch
+      // that was in flight before the change can't leave the old state.
+      return ev.vmid ? [[guestKind(ev), ev.vmid], ['resources']] : [['resources']];
     case 'guest.config':
       return ev.vmid ? [[guestKind(ev), ev.vmid], ['resources']] : [['resources']];
     case 'guest.created':

@@ -3,7 +3,9 @@
 import { lazy, Suspense } from 'react';
 import { Alert, Badge, Card, Group, Loader, Progress, SimpleGrid, Stack, Tabs, Text, Title } from '@mantine/core';
 import { errorText } from '../../api/client';
-import { keys, useCT, useCTStatus, useResources } from '../../api/queries';
+import { keys, useCT, useCTStatus, usePermissions, useResources } from '../../api/queries';
+import { can } from '../../lib/perms';
+import { Firewall } from '../firewall/Firewall';
 import type { CT, CTStatus } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
@@ -66,6 +68,7 @@ export function ContainerView({ route }: ViewProps) {
   const ct = useCT(id);
   const st = useCTStatus(id);
   const res = useResources();
+  const perms = usePermissions();
   const tab = route.tab ?? 'summary';
   const setTab = (t: string | null) => navigate(routePath(route.id, t && t !== 'summary' ? t : undefined));
   if (ct.isLoading) return <Loader />;
@@ -94,6 +97,7 @@ export function ContainerView({ route }: ViewProps) {
           <Tabs.Tab value="dns">DNS</Tabs.Tab>
           <Tabs.Tab value="options">Options</Tabs.Tab>
           <Tabs.Tab value="snapshots">Snapshots</Tabs.Tab>
+          <Tabs.Tab value="firewall">Firewall</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="summary" pt="md"><Summary ct={ct.data} st={st.data} /></Tabs.Panel>
         <Tabs.Panel value="console" pt="md">
@@ -106,6 +110,7 @@ export function ContainerView({ route }: ViewProps) {
         <Tabs.Panel value="dns" pt="md"><ConfigEditor guest={ed} fields={dnsFields} title="DNS" /></Tabs.Panel>
         <Tabs.Panel value="options" pt="md"><ConfigEditor guest={ed} fields={ctOptionFields} title="Options" /></Tabs.Panel>
         <Tabs.Panel value="snapshots" pt="md"><Snapshots vmid={id} kind="lxc" /></Tabs.Panel>
+        <Tabs.Panel value="firewall" pt="md"><Firewall base={`/containers/${id}/firewall`} mayWrite={can(perms.data, `/vms/${id}`, 'VM.Config.Network')} guest /></Tabs.Panel>
       </Tabs>
     </Stack>
   );

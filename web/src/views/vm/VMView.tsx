@@ -1,7 +1,9 @@
 import { lazy, Suspense, useMemo } from 'react';
 import { Alert, Badge, Card, Group, Loader, Progress, SimpleGrid, Stack, Tabs, Text, Title } from '@mantine/core';
 import { errorText } from '../../api/client';
-import { useResources, useVM, useVMStatus } from '../../api/queries';
+import { usePermissions, useResources, useVM, useVMStatus } from '../../api/queries';
+import { can } from '../../lib/perms';
+import { Firewall } from '../firewall/Firewall';
 import type { VM, VMStatus } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
@@ -82,6 +84,7 @@ export function VMView({ route }: ViewProps) {
   const vm = useVM(id);
   const st = useVMStatus(id);
   const res = useResources();
+  const perms = usePermissions();
   const tab = route.tab ?? 'summary';
   const setTab = (t: string | null) => navigate(routePath(route.id, t && t !== 'summary' ? t : undefined));
   if (vm.isLoading) return <Loader />;
@@ -110,6 +113,7 @@ export function VMView({ route }: ViewProps) {
           <Tabs.Tab value="hardware">Hardware</Tabs.Tab>
           <Tabs.Tab value="options">Options</Tabs.Tab>
           <Tabs.Tab value="snapshots">Snapshots</Tabs.Tab>
+          <Tabs.Tab value="firewall">Firewall</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="summary" pt="md"><Summary vm={vm.data} st={st.data} at={st.dataUpdatedAt} /></Tabs.Panel>
         <Tabs.Panel value="console" pt="md">
@@ -130,6 +134,7 @@ export function VMView({ route }: ViewProps) {
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="snapshots" pt="md"><Snapshots vmid={id} /></Tabs.Panel>
+        <Tabs.Panel value="firewall" pt="md"><Firewall base={`/vms/${id}/firewall`} mayWrite={can(perms.data, `/vms/${id}`, 'VM.Config.Network')} guest /></Tabs.Panel>
       </Tabs>
     </Stack>
   );
