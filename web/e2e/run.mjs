@@ -526,8 +526,13 @@ async function containers(page) {
   await page.getByTestId('ct-term-state').filter({ hasText: 'connected' }).waitFor();
   const term = page.getByTestId('ct-term-screen');
   // The busybox template runs a getty on /dev/console: log in with the wizard's password.
-  await term.getByText(/login:/).first().waitFor({ timeout: 20_000 });
+  // Right after the start getty may not be there yet: press Enter until it asks.
   await term.click();
+  for (let i = 0; i < 20 && (await term.getByText(/login:/).count()) === 0; i++) {
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(1000);
+  }
+  await term.getByText(/login:/).first().waitFor({ timeout: 2_000 });
   await page.keyboard.type('root\r');
   await term.getByText(/Password:/).first().waitFor();
   await page.keyboard.type('ct-pass-1\r');
