@@ -2,9 +2,10 @@
 // fields on "Next"; the server's field errors come back onto the same
 // fields and the wizard jumps to the first step that has one.
 import { useEffect, useMemo, useState } from 'react';
-import { Alert, Button, Checkbox, Code, Group, Modal, NumberInput, PasswordInput, Select, Stack, Stepper, Switch, TagsInput, Text, TextInput, Textarea } from '@mantine/core';
+import { useGuestDefaults, useWizard, WizardFooter } from '../../lib/wizard';
+import { Checkbox, Code, Modal, NumberInput, PasswordInput, Select, Stack, Stepper, Switch, TagsInput, Text, TextInput, Textarea } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { ApiError, errorText, get, request } from '../../api/client';
+import { request } from '../../api/client';
 import { keys, useContent, useNodeStorage, usePermissions, useResources } from '../../api/queries';
 import { can } from '../../lib/perms';
 import { navigate, routePath } from '../../lib/route';
@@ -15,11 +16,8 @@ export default function CreateCT({ onClose }: { onClose: () => void }) {
   const res = useResources();
   const perms = usePermissions();
   const nodes = (res.data ?? []).filter((r) => r.type === 'node').map((r) => r.node!);
-  const [f, setF] = useState<CTForm>(defaultCTForm);
-  const [step, setStep] = useState(0);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [serverError, setServerError] = useState('');
-  const [busy, setBusy] = useState(false);
+  const w = useWizard<CTForm>(defaultCTForm, { steps: ctSteps.length, validate: validateCT, stepOf: ctStepOf, formField: ctFormField });
+  const { f, setF, set, step, setStep, err, errors } = w;
   const qc = useQueryClient();
   const node = f.node || nodes[0] || '';
   const pools = useNodeStorage(node);
@@ -29,52 +27,19 @@ export default function CreateCT({ onClose }: { onClose: () => void }) {
   const tSt = tmplStorage || tmplPools[0]?.storage || '';
   const templates = useContent(node, tSt, 'vztmpl');
 
-  useEffect(() => {
-    if (!f.node && nodes[0]) setF((x) => ({ ...x, node: nodes[0] }));
-  }, [nodes, f.node]);
+  useGuestDefaults(f, setF, nodes);
   useEffect(() => {
     if (!f.rootStorage && rootPools[0]) setF((x) => (x.rootStorage ? x : { ...x, rootStorage: rootPools[0].storage }));
   }, [rootPools, f.rootStorage]);
-  useEffect(() => {
-    get<{ vmid: number }>('/cluster/nextid').then((r) => setF((x) => (x.vmid === '' ? { ...x, vmid: r.vmid } : x)), () => {});
-  }, []);
 
-  const set = <K extends keyof CTForm>(k: K) => (v: CTForm[K]) => {
-    setF((x) => ({ ...x, [k]: v }));
-    setErrors((e) => Object.fromEntries(Object.entries(e).filter(([x]) => x !== k && !(k === 'net' && x.startsWith('net.')))));
-  };
-  const err = (k: string) => errors[k];
-  const next = () => {
-    const here = Object.fromEntries(Object.entries(validateCT(f)).filter(([k]) => ctStepOf(k) === step));
-    setErrors(here);
-    if (Object.keys(here).length === 0) setStep((s) => Math.min(ctSteps.length - 1, s + 1));
-  };
-  const submit = async () => {
-    const e = validateCT(f);
-    if (Object.keys(e).length) {
-      setErrors(e);
-      setStep(Math.min(...Object.keys(e).map(ctStepOf)));
-      return;
-    }
-    setBusy(true);
-    setServerError('');
-    try {
-      const { data } = await request<{ vmid: number; task: string }>('POST', '/containers', { body: toCTRequest({ ...f, node }) });
+  const submit = () =>
+    w.submit(async (form) => {
+      const { data } = await request<{ vmid: number; task: string }>('POST', '/containers', { body: toCTRequest({ ...form, node }) });
       qc.invalidateQueries({ queryKey: keys.tasks });
       qc.invalidateQueries({ queryKey: keys.resources });
       onClose();
       navigate(routePath(`lxc/${data.vmid}`));
-    } catch (x) {
-      setBusy(false);
-      if (x instanceof ApiError && x.errors.length) {
-        const fe: Record<string, string> = {};
-        for (const er of x.errors) fe[ctFormField(er.field)] = er.message;
-        setErrors(fe);
-        setStep(Math.min(...x.errors.map((er) => ctStepOf(ctFormField(er.field)))));
-        setServerError(`The server refused the request (${x.detail || x.title}): see the marked field.`);
-      } else setServerError(errorText(x));
-    }
-  };
+    });
   const netErr = Object.fromEntries(Object.entries(errors).filter(([k]) => k.startsWith('net.')).map(([k, v]) => [k.slice(4), v]));
 
   return (
@@ -153,11 +118,7 @@ export default function CreateCT({ onClose }: { onClose: () => void }) {
           </Stack>
         </Stepper.Step>
       </Stepper>
-      {serverError && <Alert color="red" mt="sm" data-testid="create-error">{serverError}</Alert>}
-      <Group justify="space-between" mt="md">
-        <Button variant="default" onClick={step === 0 ? onClose : () => setStep(step - 1)}>{step === 0 ? 'Cancel' : 'Back'}</Button>
-        {step < ctSteps.length - 1 ? <Button onClick={next}>Next</Button> : <Button onClick={submit} loading={busy} data-testid="create-finish">Create</Button>}
-      </Group>
+      <WizardFooter w={w} steps={ctSteps.length} onClose={onClose} onCreate={submit} />
     </Modal>
   );
 }
