@@ -466,7 +466,7 @@ async function manyGuests(page) {
 
 const ctid = 300;
 
-/** A container from the wizard to its destruction, on the busybox template. */
+/** A container from the wizard to its destruction (a clone of it made a template on the way), on the busybox template. */
 async function containers(page) {
   step = 'ct: build the busybox template';
   await login(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
@@ -590,6 +590,23 @@ async function containers(page) {
   // (not while the pointer rests on them).
   await page.mouse.move(10, 500);
   await page.locator('.mantine-Notifications-notification').first().waitFor({ state: 'detached', timeout: 10_000 });
+  // A clone of the stopped container, made a template.
+  await page.locator('[data-action=more]').click();
+  await page.locator('[data-action=clone]').click();
+  const cloneDlg = page.getByRole('dialog');
+  await cloneDlg.getByRole('textbox', { name: 'Hostname' }).fill('e2e-ct-tmpl');
+  await cloneDlg.getByRole('textbox', { name: 'New ID' }).fill(String(ctid + 1));
+  await cloneDlg.getByRole('button', { name: 'Clone' }).click();
+  await taskRow(page, 'vzclone', 'ok');
+  await page.waitForURL(`**/lxc/${ctid + 1}`);
+  await page.mouse.move(10, 500);
+  await page.locator('.mantine-Notifications-notification').first().waitFor({ state: 'detached', timeout: 10_000 });
+  await page.locator('[data-action=more]').click();
+  await page.locator('[data-action=template]').click();
+  await taskRow(page, 'vztemplate', 'ok');
+  await page.locator(`[role=treeitem][data-key="lxc/${ctid + 1}"] [aria-label=template]`).waitFor();
+  assert(await page.locator('[data-action=start]').isDisabled(), 'a container template can be started');
+  await page.goto(base + `/lxc/${ctid}`);
   await page.locator('[data-action=more]').click();
   await page.locator('[data-action=destroy]').click();
   const confirm = page.getByRole('dialog');
