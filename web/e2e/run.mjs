@@ -518,7 +518,7 @@ async function containers(page) {
   await page.locator('[data-action=start]').click();
   const t0 = Date.now();
   await page.getByTestId('ct-status').filter({ hasText: /^running$/ }).waitFor({ timeout: 30_000 });
-  await page.locator(`[role=treeitem][data-key="lxc/${ctid}"] [aria-label=running]`).waitFor({ timeout: 2_000 });
+  await page.locator(`[role=treeitem][data-key="lxc/${ctid}"] [aria-label=running]`).waitFor({ timeout: 1_000 }); // the same event
   log(`container running in the view and the tree ${Date.now() - t0} ms after Start`);
 
   step = 'ct: console';
@@ -554,6 +554,19 @@ async function containers(page) {
   await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
   await page.locator('[data-field=hostname][data-pending]').waitFor();
   await shot(page, 'ct-options-pending');
+
+  step = 'ct: a change made elsewhere shows at once';
+  // Freeze and thaw through the API (as another client would): the tree and
+  // the badge follow from the event stream, no polling involved.
+  for (const [action, state] of [['suspend', 'frozen'], ['resume', 'running']]) {
+    const t1 = Date.now();
+    await api(page, 'POST', `/containers/${ctid}/status/${action}`);
+    await page.locator(`[role=treeitem][data-key="lxc/${ctid}"] [aria-label=${state}]`).waitFor({ timeout: 5_000 });
+    await page.getByTestId('ct-status').filter({ hasText: new RegExp(`^${state}$`) }).waitFor({ timeout: 1_000 });
+    const ms = Date.now() - t1;
+    log(`${action} through the API: ${state} in the tree ${ms} ms later (task included)`);
+    assert(ms < 2_000, `${action}: the tree showed ${state} only after ${ms} ms`);
+  }
 
   step = 'ct: snapshot';
   await page.getByRole('tab', { name: 'Snapshots' }).click();
