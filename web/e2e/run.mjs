@@ -654,6 +654,12 @@ async function containers(page) {
   await page.getByRole('table', { name: 'Zones' }).waitFor();
   await page.goto(base + '/datacenter/firewall');
   await page.getByTestId('firewall').waitFor();
+  await page.getByTestId('add-aliases').click();
+  const alias = page.getByRole('dialog');
+  await alias.getByRole('textbox', { name: 'Name', exact: true }).fill('lab');
+  await alias.getByRole('textbox', { name: 'Address / CIDR' }).fill('10.0.0.0/8');
+  await alias.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('table', { name: 'Aliases' }).getByText('10.0.0.0/8').waitFor();
 }
 
 /** Runs one scenario in a fresh browser; a failure leaves a screenshot. */

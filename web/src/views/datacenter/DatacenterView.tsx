@@ -1,7 +1,7 @@
 import { Card, Group, SimpleGrid, Stack, Table, Tabs, Text, Title, Badge } from '@mantine/core';
 import { useNodes, usePermissions, useResources } from '../../api/queries';
 import { can, canAnyBelow } from '../../lib/perms';
-import { Firewall } from '../firewall/Firewall';
+import { ClusterFirewall } from '../firewall/Firewall';
 import { SDN } from '../network/SDN';
 import { navigate, routePath } from '../../lib/route';
 import type { ViewProps } from '../registry';
@@ -74,7 +74,7 @@ export function DatacenterView({ route }: ViewProps) {
         <Tabs.Panel value="acl" pt="md"><ACLTab /></Tabs.Panel>
         <Tabs.Panel value="realms" pt="md"><RealmsTab /></Tabs.Panel>
         <Tabs.Panel value="sdn" pt="md"><SDN mayWrite={can(perms.data, '/', 'Sys.Modify')} /></Tabs.Panel>
-        <Tabs.Panel value="firewall" pt="md"><Firewall base="/cluster/firewall" mayWrite={can(perms.data, '/', 'Sys.Modify')} /></Tabs.Panel>
+        <Tabs.Panel value="firewall" pt="md"><ClusterFirewall mayWrite={can(perms.data, '/', 'Sys.Modify')} /></Tabs.Panel>
       </Tabs>
     </Stack>
   );

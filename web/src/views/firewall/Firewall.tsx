@@ -7,7 +7,24 @@ import { Alert, Badge, Button, Checkbox, Group, Modal, Select, SimpleGrid, Stack
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorText, get, request } from '../../api/client';
 import type { FwOptions, FwRule } from '../../api/types';
+import { KindTable, type Kind } from '../network/SDN';
 import { emptyRule, ruleText, validateRule } from './rule';
+
+/** The datacenter's named addresses, for rules' source and destination (+ipset, alias). */
+export const fwObjects: Kind[] = [
+  { title: 'IP sets', path: '/cluster/firewall/ipset', id: 'name', fields: [{ key: 'name', label: 'Name', fixed: true }, { key: 'cidrs', label: 'Addresses / CIDRs', kind: 'tags' }, { key: 'comment', label: 'Comment' }] },
+  { title: 'Aliases', path: '/cluster/firewall/aliases', id: 'name', fields: [{ key: 'name', label: 'Name', fixed: true }, { key: 'cidr', label: 'Address / CIDR' }, { key: 'comment', label: 'Comment' }] },
+];
+
+/** The datacenter's firewall: its rules, IP sets and aliases. */
+export function ClusterFirewall({ mayWrite }: { mayWrite: boolean }) {
+  return (
+    <Stack>
+      <Firewall base="/cluster/firewall" mayWrite={mayWrite} />
+      {fwObjects.map((k) => <KindTable key={k.path} kind={k} mayWrite={mayWrite} />)}
+    </Stack>
+  );
+}
 
 type FwRules = { options: FwOptions; rules: FwRule[] | null; digest?: string };
 

@@ -15,7 +15,7 @@ interface Field {
   fixed?: boolean; // the object's name: set at creation only
 }
 
-interface Kind {
+export interface Kind {
   title: string;
   path: string;
   id: string; // the key naming an object
@@ -62,8 +62,9 @@ export function SDN({ mayWrite }: { mayWrite: boolean }) {
   );
 }
 
-function KindTable({ kind, mayWrite }: { kind: Kind; mayWrite: boolean }) {
-  const key = ['network', kind.path];
+/** A list of named cluster objects with add, edit and delete. */
+export function KindTable({ kind, mayWrite }: { kind: Kind; mayWrite: boolean }) {
+  const key = [kind.path.includes('firewall') ? 'firewall' : 'network', kind.path];
   const list = useQuery({ queryKey: key, queryFn: () => get<Obj[]>(kind.path) });
   const qc = useQueryClient();
   const [editing, setEditing] = useState<Obj | 'new' | null>(null);
@@ -71,7 +72,7 @@ function KindTable({ kind, mayWrite }: { kind: Kind; mayWrite: boolean }) {
     mutationFn: (op: { method: string; name?: string; body?: unknown; digest?: string }) =>
       request(op.method, kind.path + (op.name ? `/${encodeURIComponent(objPath(op.name))}` : ''), { body: op.body, headers: op.digest ? { 'If-Match': op.digest } : {} }),
     onSuccess: () => {
-      qc.invalidateQueries({ queryKey: ['network'] });
+      qc.invalidateQueries({ queryKey: [key[0]] });
       setEditing(null);
     },
   });
@@ -79,7 +80,7 @@ function KindTable({ kind, mayWrite }: { kind: Kind; mayWrite: boolean }) {
     <Stack gap="xs">
       <Group justify="space-between">
         <Text fw={600}>{kind.title}</Text>
-        {mayWrite && <Button size="xs" onClick={() => setEditing('new')} data-testid={`sdn-add-${kind.id}`}>Add</Button>}
+        {mayWrite && <Button size="xs" onClick={() => setEditing('new')} data-testid={`add-${kind.path.split('/').pop()}`}>Add</Button>}
       </Group>
       {list.error ? <Alert color="yellow">{errorText(list.error)}</Alert> : (
         <Table withTableBorder fz="sm" aria-label={kind.title}>
@@ -126,7 +127,7 @@ function ObjForm({ kind, initial, isNew, saving, error, onClose, onSave }: {
   const fe = error instanceof ApiError ? error.fieldErrors() : {};
   const set = (k: string, v: unknown) => setO({ ...o, [k]: v });
   return (
-    <Modal opened onClose={onClose} title={`${isNew ? 'Add' : 'Edit'} ${kind.id}`}>
+    <Modal opened onClose={onClose} title={`${kind.title}: ${isNew ? 'add' : `edit ${String(initial[kind.id])}`}`}>
       <form onSubmit={(e) => { e.preventDefault(); onSave(o); }}>
         <Stack>
           <SimpleGrid cols={2}>
