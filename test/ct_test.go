@@ -18,17 +18,25 @@ import (
 // needLXC skips tests that need LXC and root.
 func needLXC(t *testing.T) {
 	t.Helper()
+	if why := lxcMissing(); why != "" {
+		t.Skip("SKIP reason: " + why)
+	}
+}
+
+// lxcMissing says why containers can't run here ("" when they can).
+func lxcMissing() string {
 	if os.Geteuid() != 0 {
-		t.Skip("SKIP reason: containers need root")
+		return "containers need root"
 	}
 	for _, bin := range []string{"lxc-start", "lxc-usernsexec", "lxc-attach", "openssl"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("SKIP reason: %s is not installed (apt install lxc uidmap openssl)", bin)
+			return bin + " is not installed (apt install lxc uidmap openssl)"
 		}
 	}
 	if _, err := os.Stat(lxc.BusyboxBinary); err != nil {
-		t.Skip("SKIP reason: busybox-static is not installed")
+		return "busybox-static is not installed"
 	}
+	return ""
 }
 
 // ctNode starts a daemon and makes sure no container it started outlives

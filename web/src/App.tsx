@@ -13,6 +13,7 @@ import { ResourceTree } from './tree/ResourceTree';
 import { views } from './views/registry';
 
 const CreateVM = lazy(() => import('./views/vm/CreateVM'));
+const CreateCT = lazy(() => import('./views/container/CreateCT'));
 
 function ThemeToggle() {
   const { setColorScheme } = useMantineColorScheme();
@@ -32,7 +33,7 @@ function Shell() {
   const route = parseRoute(path);
   const [navOpen, { toggle: toggleNav, close: closeNav }] = useDisclosure(false);
   const [tasksOpen, setTasksOpen] = useState(true);
-  const [creating, setCreating] = useState(false);
+  const [creating, setCreating] = useState<'' | 'vm' | 'ct'>('');
   const perms = usePermissions();
   const version = useVersion();
   const narrow = useMediaQuery('(max-width: 48em)');
@@ -56,7 +57,10 @@ function Shell() {
           </Group>
           <Group gap="xs" wrap="nowrap">
             {can(perms.data, '/vms', 'VM.Allocate') && (
-              <Button size="xs" onClick={() => setCreating(true)} data-testid="create-vm">Create VM</Button>
+              <>
+                <Button size="xs" onClick={() => setCreating('vm')} data-testid="create-vm">Create VM</Button>
+                <Button size="xs" onClick={() => setCreating('ct')} data-testid="create-ct">Create CT</Button>
+              </>
             )}
             <ThemeToggle />
             <Menu position="bottom-end">
@@ -87,7 +91,7 @@ function Shell() {
         {creating && (
           <ErrorBoundary>
             <Suspense fallback={<Loader />}>
-              <CreateVM onClose={() => setCreating(false)} />
+              {creating === 'vm' ? <CreateVM onClose={() => setCreating('')} /> : <CreateCT onClose={() => setCreating('')} />}
             </Suspense>
           </ErrorBoundary>
         )}

@@ -4,7 +4,7 @@ import { useQuery } from '@tanstack/react-query';
 import { get } from './client';
 import { useStreaming } from './streaming';
 import type {
-  ACLEntry, Group, NodeInfo, NodeStatus, Permissions, Realm, Resource, Role, Storage, StorageStatus, Task, Token, User,
+  ACLEntry, CT, CTSnapshot, CTStatus, Group, NodeInfo, NodeStatus, Permissions, Realm, Resource, Role, Storage, StorageStatus, Task, Token, User,
   VersionInfo, VM, VMSnapshot, VMStatus, Volume,
 } from './types';
 
@@ -22,6 +22,9 @@ export const keys = {
   storageStatus: (n: string, s: string) => ['storage', 'node', n, s, 'status'] as const,
   content: (n: string, s: string) => ['storage', 'node', n, s, 'content'] as const,
   access: (what: string) => ['access', what] as const,
+  ct: (id: number) => ['containers', id, 'config'] as const,
+  ctStatus: (id: number) => ['containers', id, 'status'] as const,
+  ctSnapshots: (id: number) => ['containers', id, 'snapshots'] as const,
 };
 
 export const useResources = () => {
@@ -35,7 +38,7 @@ export const useVM = (id: number) => useQuery({ queryKey: keys.vm(id), queryFn: 
 export const useVMStatus = (id: number) =>
   useQuery({ queryKey: keys.vmStatus(id), queryFn: () => get<VMStatus>(`/vms/${id}/status`), refetchInterval: 5_000 });
 export const useSnapshots = (id: number) =>
-  useQuery({ queryKey: keys.snapshots(id), queryFn: () => get<VMSnapshot[]>(`/vms/${id}/snapshot`) });
+  useQuery({ queryKey: keys.snapshots(id), queryFn: () => get<VMSnapshot[]>(`/vms/${id}/snapshot`), enabled: id > 0 });
 
 export const useNodes = () => useQuery({ queryKey: keys.nodes, queryFn: () => get<NodeInfo[]>('/nodes') });
 export const useNodeStatus = (n: string) =>
@@ -70,3 +73,10 @@ export const useACL = () => useQuery({ queryKey: keys.access('acl'), queryFn: ()
 export const useRealms = () => useQuery({ queryKey: keys.access('realms'), queryFn: () => get<Realm[]>('/access/realms') });
 export const useTokens = (user: string) =>
   useQuery({ queryKey: [...keys.access('tokens'), user], queryFn: () => get<Token[]>(`/access/users/${encodeURIComponent(user)}/tokens`), enabled: !!user });
+
+export const useCT = (id: number) => useQuery({ queryKey: keys.ct(id), queryFn: () => get<CT>(`/containers/${id}/config`) });
+/** A container's status: polled for its CPU and memory figures; its state comes with events. */
+export const useCTStatus = (id: number) =>
+  useQuery({ queryKey: keys.ctStatus(id), queryFn: () => get<CTStatus>(`/containers/${id}/status`), refetchInterval: 5_000 });
+export const useCTSnapshots = (id: number) =>
+  useQuery({ queryKey: keys.ctSnapshots(id), queryFn: () => get<CTSnapshot[]>(`/containers/${id}/snapshot`), enabled: id > 0 });

@@ -294,6 +294,303 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cluster/firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Firewall options and rules
+         * @description Requires Sys.Audit on `/`.
+         */
+        get: operations["get-cluster-firewall"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/aliases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List aliases
+         * @description Requires Sys.Audit on `/`.
+         */
+        get: operations["list-firewall-aliases"];
+        put?: never;
+        /**
+         * Create an alias
+         * @description Requires Sys.Modify on `/`.
+         */
+        post: operations["create-firewall-alias"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/aliases/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace an alias
+         * @description Requires Sys.Modify on `/`.
+         */
+        put: operations["update-firewall-alias"];
+        post?: never;
+        /**
+         * Delete an unused alias
+         * @description Requires Sys.Modify on `/`.
+         */
+        delete: operations["delete-firewall-alias"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List security groups
+         * @description Requires Sys.Audit on `/`.
+         */
+        get: operations["list-firewall-groups"];
+        put?: never;
+        /**
+         * Create a security group
+         * @description Requires Sys.Modify on `/`.
+         */
+        post: operations["create-firewall-group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/groups/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a security group
+         * @description Requires Sys.Modify on `/`.
+         */
+        put: operations["update-firewall-group"];
+        post?: never;
+        /**
+         * Delete an unused security group
+         * @description Requires Sys.Modify on `/`.
+         */
+        delete: operations["delete-firewall-group"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/ipset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List IP sets
+         * @description Requires Sys.Audit on `/`.
+         */
+        get: operations["list-firewall-ipsets"];
+        put?: never;
+        /**
+         * Create an IP set (use as +name)
+         * @description Requires Sys.Modify on `/`.
+         */
+        post: operations["create-firewall-ipset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/ipset/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace an IP set
+         * @description Requires Sys.Modify on `/`.
+         */
+        put: operations["update-firewall-ipset"];
+        post?: never;
+        /**
+         * Delete an unused IP set
+         * @description Requires Sys.Modify on `/`.
+         */
+        delete: operations["delete-firewall-ipset"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set firewall options (enable, default policies)
+         * @description Requires Sys.Modify on `/`.
+         */
+        put: operations["set-cluster-firewall-options"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a firewall rule (refused with the reason if it doesn't compile)
+         * @description Requires Sys.Modify on `/`.
+         */
+        post: operations["add-cluster-firewall-rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/firewall/rules/{pos}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a firewall rule
+         * @description Requires Sys.Modify on `/`.
+         */
+        put: operations["update-cluster-firewall-rule"];
+        post?: never;
+        /**
+         * Delete a firewall rule
+         * @description Requires Sys.Modify on `/`.
+         */
+        delete: operations["delete-cluster-firewall-rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/metrics/current": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The latest sample of the nodes, running guests and pools the caller may see */
+        get: operations["metrics-current"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/metrics/server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * External metric servers
+         * @description Requires Sys.Audit on `/`.
+         */
+        get: operations["list-metric-servers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/metrics/server/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One external metric server and this node's export state
+         * @description Requires Sys.Audit on `/`.
+         */
+        get: operations["get-metric-server"];
+        /**
+         * Replace an external metric server's definition (an empty token keeps the old one)
+         * @description Requires Sys.Modify on `/`.
+         */
+        put: operations["update-metric-server"];
+        /**
+         * Define an external metric server
+         * @description Requires Sys.Modify on `/`.
+         */
+        post: operations["create-metric-server"];
+        /**
+         * Remove an external metric server
+         * @description Requires Sys.Modify on `/`.
+         */
+        delete: operations["delete-metric-server"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/cluster/nextid": {
         parameters: {
             query?: never;
@@ -333,6 +630,580 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cluster/subnets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List subnets
+         * @description Requires SDN.Audit on `/sdn`.
+         */
+        get: operations["list-subnets"];
+        put?: never;
+        /**
+         * Create a subnet of a vnet
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        post: operations["create-subnet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/subnets/{subnet}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a subnet's settings
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        put: operations["update-subnet"];
+        post?: never;
+        /**
+         * Delete a subnet without allocations
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        delete: operations["delete-subnet"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/subnets/{subnet}/ips": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * IPAM allocations of a subnet
+         * @description Requires SDN.Audit on `/sdn`.
+         */
+        get: operations["list-subnet-ips"];
+        put?: never;
+        /**
+         * Allocate an address (stable per owner)
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        post: operations["allocate-subnet-ip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/vnets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List vnets
+         * @description Requires SDN.Audit on `/sdn`.
+         */
+        get: operations["list-vnets"];
+        put?: never;
+        /**
+         * Create a vnet (guests name it as their bridge)
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        post: operations["create-vnet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/vnets/{vnet}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One vnet
+         * @description Requires SDN.Audit on `/sdn`.
+         */
+        get: operations["get-vnet"];
+        /**
+         * Replace a vnet
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        put: operations["update-vnet"];
+        post?: never;
+        /**
+         * Delete a vnet without subnets
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        delete: operations["delete-vnet"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/zones": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List zones
+         * @description Requires SDN.Audit on `/sdn`.
+         */
+        get: operations["list-zones"];
+        put?: never;
+        /**
+         * Create a zone (simple or vxlan)
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        post: operations["create-zone"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/zones/{zone}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One zone
+         * @description Requires SDN.Audit on `/sdn`.
+         */
+        get: operations["get-zone"];
+        /**
+         * Replace a zone's settings
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        put: operations["update-zone"];
+        post?: never;
+        /**
+         * Delete a zone without vnets
+         * @description Requires SDN.Allocate on `/sdn`.
+         */
+        delete: operations["delete-zone"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List containers */
+        get: operations["list-containers"];
+        put?: never;
+        /**
+         * Create a container from a template (unpacks it in a task)
+         * @description Needs Datastore.AllocateSpace on the pools of new volumes and Datastore.Audit on the template's pool. Privileged containers (unprivileged: false) need Sys.Modify on /; host bind mounts are for root@pam only.
+         *
+         *     Requires VM.Allocate on `/vms`.
+         */
+        post: operations["create-container"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Destroy a stopped container and free its volumes
+         * @description Requires VM.Allocate on `/vms/{vmid}`.
+         */
+        delete: operations["delete-container"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/clone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Clone a stopped container or a template (linked where the storage can)
+         * @description Requires VM.Clone on `/vms/{vmid}`.
+         */
+        post: operations["container-clone"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A container's config, pending changes and lock
+         * @description Requires VM.Audit on `/vms/{vmid}`.
+         */
+        get: operations["get-container-config"];
+        /** Change a container's config (limits live; the rest pending while running) */
+        put: operations["update-container-config"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a command in a running container
+         * @description Non-interactive: waits and returns exit code, stdout and stderr. Interactive: returns a one-time session for execwebsocket.
+         *
+         *     Requires VM.Console on `/vms/{vmid}`.
+         */
+        post: operations["container-exec"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/execwebsocket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An interactive exec session's stdin, stdout, stderr and exit code over a websocket
+         * @description Binary messages start with a channel byte: 0 stdin (empty: end of input), 4 resize {cols,rows} from the client; 1 stdout, 2 stderr, 3 exit {exit_code} from the server.
+         *
+         *     Requires VM.Console on `/vms/{vmid}`.
+         */
+        get: operations["container-exec-websocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Firewall options and rules
+         * @description Requires VM.Audit on `/vms/{vmid}`.
+         */
+        get: operations["get-container-firewall"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/firewall/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set firewall options (enable, default policies)
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        put: operations["set-container-firewall-options"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/firewall/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a firewall rule (refused with the reason if it doesn't compile)
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        post: operations["add-container-firewall-rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/firewall/rules/{pos}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a firewall rule
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        put: operations["update-container-firewall-rule"];
+        post?: never;
+        /**
+         * Delete a firewall rule
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        delete: operations["delete-container-firewall-rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/rrddata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A container's statistics history
+         * @description Requires VM.Audit on `/vms/{vmid}`.
+         */
+        get: operations["container-rrddata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A container's snapshots
+         * @description Requires VM.Audit on `/vms/{vmid}`.
+         */
+        get: operations["list-container-snapshots"];
+        put?: never;
+        /**
+         * Snapshot a container's volumes (frozen meanwhile when running)
+         * @description Requires VM.Snapshot on `/vms/{vmid}`.
+         */
+        post: operations["create-container-snapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/snapshot/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a container snapshot
+         * @description Requires VM.Snapshot on `/vms/{vmid}`.
+         */
+        delete: operations["delete-container-snapshot"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/snapshot/{name}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Return a stopped container to a snapshot
+         * @description Requires VM.Snapshot.Rollback on `/vms/{vmid}`.
+         */
+        post: operations["rollback-container-snapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A container's runtime status (cgroup CPU and memory, disk, network)
+         * @description Requires VM.Audit on `/vms/{vmid}`.
+         */
+        get: operations["get-container-status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/status/{action}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start, shut down, stop, reboot, suspend (freeze) or resume a container
+         * @description Requires VM.PowerMgmt on `/vms/{vmid}`.
+         */
+        post: operations["container-action"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn a stopped container into a template
+         * @description Requires VM.Allocate on `/vms/{vmid}`.
+         */
+        post: operations["container-template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{vmid}/termwebsocket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The container's console, or a shell in it, as a websocket byte stream
+         * @description Binary messages carry terminal bytes both ways; a text message {"cols":N,"rows":N} resizes the terminal.
+         *
+         *     Requires VM.Console on `/vms/{vmid}`.
+         */
+        get: operations["container-term-websocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream of cluster events (Server-Sent Events, or a websocket of JSON messages)
+         * @description Typed events derived from the cluster store, filtered to what the caller may see. Each SSE event has `id: <revision>.<index>`; reconnect with `Last-Event-ID` (or `?last_event_id=`) to get what was missed while it is still in the window. If it is not, the stream starts with a `reset` event: reload state. With `Upgrade: websocket` each event is one JSON text message instead.
+         */
+        get: operations["events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -350,6 +1221,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This node's latest sample in the Prometheus text format (also at /metrics) */
+        get: operations["prometheus-metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nodes": {
         parameters: {
             query?: never;
@@ -359,6 +1247,210 @@ export interface paths {
         };
         /** List cluster nodes */
         get: operations["list-nodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Firewall options and rules
+         * @description Requires Sys.Audit on `/nodes/{node}`.
+         */
+        get: operations["get-node-firewall"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/firewall/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Packets the firewall dropped on this node, newest last
+         * @description Requires Sys.Audit on `/nodes/{node}`.
+         */
+        get: operations["get-node-firewall-log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/firewall/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set firewall options (enable, default policies)
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        put: operations["set-node-firewall-options"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/firewall/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a firewall rule (refused with the reason if it doesn't compile)
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        post: operations["add-node-firewall-rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/firewall/rules/{pos}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a firewall rule
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        put: operations["update-node-firewall-rule"];
+        post?: never;
+        /**
+         * Delete a firewall rule
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        delete: operations["delete-node-firewall-rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/firewall/ruleset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The compiled ruleset of this node
+         * @description Requires Sys.Audit on `/nodes/{node}`.
+         */
+        get: operations["get-node-firewall-ruleset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Running, configured and pending interfaces, the diff, routes and kernel capabilities
+         * @description Requires Sys.Audit on `/nodes/{node}`.
+         */
+        get: operations["get-node-network"];
+        /**
+         * Apply the pending configuration (rolled back if any step fails)
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        put: operations["apply-node-network"];
+        /**
+         * Declare an interface (pending until applied)
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        post: operations["create-node-interface"];
+        /**
+         * Drop the pending configuration
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        delete: operations["revert-node-network"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/network/{iface}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One interface (pending version if any)
+         * @description Requires Sys.Audit on `/nodes/{node}`.
+         */
+        get: operations["get-node-interface"];
+        /**
+         * Replace an interface's declaration (pending)
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        put: operations["update-node-interface"];
+        post?: never;
+        /**
+         * Remove an interface's declaration (pending)
+         * @description Requires Sys.Modify on `/nodes/{node}`.
+         */
+        delete: operations["delete-node-interface"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/rrddata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A node's statistics history
+         * @description Requires Sys.Audit on `/nodes/{node}`.
+         */
+        get: operations["node-rrddata"];
         put?: never;
         post?: never;
         delete?: never;
@@ -398,6 +1490,26 @@ export interface paths {
         get: operations["list-node-storage"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/storage/{storage}/build-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Build a container template (busybox or Debian 12) into a pool, as a task
+         * @description Requires Datastore.AllocateTemplate on `/storage/{storage}`.
+         */
+        post: operations["build-template"];
         delete?: never;
         options?: never;
         head?: never;
@@ -554,6 +1666,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/nodes/{node}/storage/{storage}/download-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fetch a container template (simplestreams image or URL) into a pool, as a task
+         * @description Also needs Sys.Modify on /nodes/{node}: the node opens the connections.
+         *
+         *     Requires Datastore.AllocateTemplate on `/storage/{storage}`.
+         */
+        post: operations["download-template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nodes/{node}/storage/{storage}/download-url": {
         parameters: {
             query?: never;
@@ -570,6 +1704,26 @@ export interface paths {
          *     Requires Datastore.AllocateTemplate on `/storage/{storage}`.
          */
         post: operations["download-url"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/storage/{storage}/rrddata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A pool's usage history on a node
+         * @description Requires Datastore.Audit or Datastore.Allocate or Datastore.AllocateSpace on `/storage/{storage}`.
+         */
+        get: operations["storage-rrddata"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -754,6 +1908,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/templates/available": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Container images a simplestreams server offers
+         * @description Any authenticated user may list the node's configured server; another server needs Sys.Modify on /nodes/{node}, since the node fetches it.
+         */
+        get: operations["list-available-templates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/version": {
         parameters: {
             query?: never;
@@ -884,7 +2058,7 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Remove a disk from a stopped VM
+         * Remove a disk from a VM (the last virtio disk can go live)
          * @description Requires VM.Config.Disk on `/vms/{vmid}`.
          */
         delete: operations["vm-disk-detach"];
@@ -903,7 +2077,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Move a stopped VM's disk to another pool
+         * Move a VM's disk to another pool (live through drive-mirror when running)
          * @description Requires VM.Config.Disk on `/vms/{vmid}`.
          */
         post: operations["vm-disk-move"];
@@ -927,6 +2101,110 @@ export interface paths {
          * @description Requires VM.Config.Disk on `/vms/{vmid}`.
          */
         post: operations["vm-disk-resize"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{vmid}/firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Firewall options and rules
+         * @description Requires VM.Audit on `/vms/{vmid}`.
+         */
+        get: operations["get-vm-firewall"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{vmid}/firewall/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set firewall options (enable, default policies)
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        put: operations["set-vm-firewall-options"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{vmid}/firewall/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a firewall rule (refused with the reason if it doesn't compile)
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        post: operations["add-vm-firewall-rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{vmid}/firewall/rules/{pos}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a firewall rule
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        put: operations["update-vm-firewall-rule"];
+        post?: never;
+        /**
+         * Delete a firewall rule
+         * @description Requires VM.Config.Network on `/vms/{vmid}`.
+         */
+        delete: operations["delete-vm-firewall-rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{vmid}/rrddata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A VM's statistics history
+         * @description Requires VM.Audit on `/vms/{vmid}`.
+         */
+        get: operations["vm-rrddata"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1142,6 +2420,362 @@ export interface components {
             delete?: boolean;
             entries: components["schemas"]["ACLEntry"][] | null;
         };
+        AvailableTemplate: {
+            arch: string;
+            /** @description the file name it gets in the pool */
+            filename: string;
+            /** @description images:<os>/<release>[/<variant>] name to download */
+            name: string;
+            os: string;
+            release: string;
+            sha256: string;
+            /** Format: int64 */
+            size: number;
+            variant?: string;
+            version: string;
+        };
+        CT: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CT.json
+             */
+            readonly $schema?: string;
+            config: components["schemas"]["CTConfig"];
+            digest: string;
+            /** @description running operation: create, clone, snapshot, rollback */
+            lock?: string;
+            /** @description changes that apply at the next start */
+            pending?: components["schemas"]["CTConfig"];
+            status: string;
+        };
+        CTClone: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTClone.json
+             */
+            readonly $schema?: string;
+            /** @description full copy (default for a container that is not a template) */
+            full?: boolean;
+            hostname?: string;
+            /**
+             * Format: int64
+             * @description default: next free ID
+             */
+            newid?: number;
+        };
+        CTConfig: {
+            readonly arch: string;
+            /** @description a console on /dev/console */
+            console: boolean;
+            /**
+             * Format: int64
+             * @description CPUs the container may use
+             */
+            cores: number;
+            /**
+             * Format: double
+             * @description CPU time in CPUs' worth (0 = no limit)
+             */
+            cpulimit?: number;
+            /**
+             * Format: int64
+             * @description relative CPU weight (default 100)
+             */
+            cpuunits?: number;
+            description?: string;
+            features: components["schemas"]["CTFeatures"];
+            hostname: string;
+            /**
+             * Format: int64
+             * @description MiB
+             */
+            memory: number;
+            mountpoints?: components["schemas"]["CTMountpoint"][] | null;
+            nameserver?: string[] | null;
+            nets?: components["schemas"]["CTNet"][] | null;
+            readonly node: string;
+            onboot?: boolean;
+            /** @description detected from the template: debian, ubuntu, alpine, busybox, unmanaged */
+            readonly ostype: string;
+            /** @description refuse deletion */
+            protection?: boolean;
+            rootfs: components["schemas"]["CTRootFS"];
+            searchdomain?: string;
+            /** @description order=N,up=SECONDS,down=SECONDS */
+            startup?: string;
+            /**
+             * Format: int64
+             * @description MiB
+             */
+            swap: number;
+            tags?: string[] | null;
+            readonly template?: boolean;
+            /** @description root in the container is an unprivileged user of the host (user namespace) */
+            readonly unprivileged: boolean;
+            /** Format: int64 */
+            readonly vmid: number;
+        };
+        CTCreate: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTCreate.json
+             */
+            readonly $schema?: string;
+            /** @description default true */
+            console?: boolean;
+            /** Format: int64 */
+            cores?: number;
+            /** Format: double */
+            cpulimit?: number;
+            /** Format: int64 */
+            cpuunits?: number;
+            description?: string;
+            features?: components["schemas"]["CTFeatures"];
+            /** @description default ct<vmid> */
+            hostname?: string;
+            /** Format: int64 */
+            memory?: number;
+            mountpoints?: components["schemas"]["CTMountpoint"][] | null;
+            nameserver?: string[] | null;
+            nets?: components["schemas"]["CTNet"][] | null;
+            node?: string;
+            onboot?: boolean;
+            /** @description vztmpl volume: <storage>:vztmpl/<file> */
+            ostemplate: string;
+            /** @description root password; only its hash is written (into the container) */
+            password?: string;
+            protection?: boolean;
+            rootfs?: components["schemas"]["CTRootFS"];
+            searchdomain?: string;
+            /** @description root's authorized_keys */
+            ssh_public_keys?: string[] | null;
+            /** @description start the container once created */
+            start?: boolean;
+            startup?: string;
+            /** Format: int64 */
+            swap?: number;
+            tags?: string[] | null;
+            /** @description default true; privileged containers need Sys.Modify on / */
+            unprivileged?: boolean;
+            /**
+             * Format: int64
+             * @description default: next free ID
+             */
+            vmid?: number;
+        };
+        CTExec: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTExec.json
+             */
+            readonly $schema?: string;
+            /** @description program and arguments (no shell unless you run one) */
+            command: string[] | null;
+            /** @description extra environment variables */
+            env?: {
+                [key: string]: string;
+            };
+            /** @description stream stdin/stdout/stderr over a websocket */
+            interactive?: boolean;
+            /** @description non-interactive: bytes for standard input */
+            stdin?: string;
+            /**
+             * Format: int64
+             * @description non-interactive: seconds (default 60)
+             */
+            timeout?: number;
+            /** @description interactive: run on a pseudo-terminal */
+            tty?: boolean;
+        };
+        CTExecResult: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTExecResult.json
+             */
+            readonly $schema?: string;
+            /** Format: int64 */
+            exit_code: number;
+            /** @description interactive: pass as ?session= to execwebsocket within 60 s */
+            session?: string;
+            stderr: string;
+            stdout: string;
+            truncated?: boolean;
+        };
+        CTFeatures: {
+            /** @description allow /dev/fuse */
+            fuse?: boolean;
+            /** @description allow the keyctl() system call (unprivileged only) */
+            keyctl?: boolean;
+            /** @description allow containers inside (mounts /proc and /sys writable where safe) */
+            nesting?: boolean;
+        };
+        CTMountpoint: {
+            backup?: boolean;
+            /** @description bind-mount this host directory (root@pam only) */
+            host_path?: string;
+            /** @description absolute path inside the container */
+            mp: string;
+            readonly?: boolean;
+            size?: string;
+            /** @description create only: allocate a new volume on this pool */
+            storage?: string;
+            volume?: string;
+        };
+        CTNet: {
+            bridge?: string;
+            firewall?: boolean;
+            gw?: string;
+            gw6?: string;
+            /** @description generated when empty */
+            hwaddr?: string;
+            /** @description dhcp, or an IPv4 address in CIDR form */
+            ip?: string;
+            /** @description auto, dhcp, or an IPv6 address in CIDR form */
+            ip6?: string;
+            /** Format: int64 */
+            mtu?: number;
+            /** @description interface name inside the container, e.g. eth0 */
+            name: string;
+            /**
+             * Format: double
+             * @description MB/s, 0 = unlimited
+             */
+            rate?: number;
+            /** Format: int64 */
+            tag?: number;
+        };
+        CTRootFS: {
+            /** @description size (recorded; enforced where the pool can) */
+            size?: string;
+            /** @description create only: allocate the root filesystem on this pool */
+            storage?: string;
+            /** @description <storage>:<volname> of the rootdir volume */
+            volume?: string;
+        };
+        CTShutdown: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTShutdown.json
+             */
+            readonly $schema?: string;
+            /** @description kill the container when the timeout passes (default true) */
+            force?: boolean;
+            /**
+             * Format: int64
+             * @description seconds to wait for init to power off (default 60)
+             */
+            timeout?: number;
+        };
+        CTSnapshot: {
+            description?: string;
+            name: string;
+            /** Format: date-time */
+            time: string;
+        };
+        CTSnapshotCreate: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTSnapshotCreate.json
+             */
+            readonly $schema?: string;
+            description?: string;
+            name: string;
+        };
+        CTStatus: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTStatus.json
+             */
+            readonly $schema?: string;
+            /**
+             * Format: double
+             * @description share of the container's CPUs used since the last sample (0..1)
+             */
+            cpu: number;
+            /**
+             * Format: int64
+             * @description bytes used by the root filesystem
+             */
+            disk: number;
+            /** Format: int64 */
+            maxdisk?: number;
+            /** Format: int64 */
+            maxmem: number;
+            /** Format: int64 */
+            maxswap: number;
+            /**
+             * Format: int64
+             * @description memory in use (cgroup), bytes
+             */
+            mem: number;
+            /**
+             * Format: int64
+             * @description bytes received by the container's interfaces
+             */
+            netin: number;
+            /** Format: int64 */
+            netout: number;
+            node: string;
+            /**
+             * Format: int64
+             * @description host PID of the container's init
+             */
+            pid?: number;
+            /** Format: date-time */
+            started?: string;
+            /** @enum {string} */
+            status: "running" | "stopped" | "frozen" | "unknown";
+            /** Format: int64 */
+            swap?: number;
+            /**
+             * Format: int64
+             * @description seconds
+             */
+            uptime?: number;
+            /** Format: int64 */
+            vmid: number;
+        };
+        CTUpdate: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/CTUpdate.json
+             */
+            readonly $schema?: string;
+            console?: boolean;
+            /** Format: int64 */
+            cores?: number;
+            /** Format: double */
+            cpulimit?: number;
+            /** Format: int64 */
+            cpuunits?: number;
+            description?: string;
+            features?: components["schemas"]["CTFeatures"];
+            hostname?: string;
+            /** Format: int64 */
+            memory?: number;
+            /** @description existing volumes or host paths only */
+            mountpoints?: components["schemas"]["CTMountpoint"][];
+            nameserver?: string[];
+            nets?: components["schemas"]["CTNet"][];
+            onboot?: boolean;
+            protection?: boolean;
+            /** @description drop pending changes */
+            revert?: boolean;
+            searchdomain?: string;
+            startup?: string;
+            /** Format: int64 */
+            swap?: number;
+            tags?: string[];
+        };
         Capability: {
             available: boolean;
             detail?: string;
@@ -1167,6 +2801,130 @@ export interface components {
             field: string;
             message: string;
         };
+        FwAlias: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/FwAlias.json
+             */
+            readonly $schema?: string;
+            cidr: string;
+            comment?: string;
+            readonly digest?: string;
+            name: string;
+        };
+        FwGroup: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/FwGroup.json
+             */
+            readonly $schema?: string;
+            comment?: string;
+            readonly digest?: string;
+            group: string;
+            rules: components["schemas"]["FwRule"][] | null;
+        };
+        FwIPSet: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/FwIPSet.json
+             */
+            readonly $schema?: string;
+            cidrs: string[] | null;
+            comment?: string;
+            readonly digest?: string;
+            name: string;
+        };
+        FwLogEntry: {
+            /** Format: int64 */
+            dport?: number;
+            dst?: string;
+            in?: string;
+            out?: string;
+            proto?: string;
+            /** @description level and chain, e.g. 'guest 101 in' or 'node in' */
+            rule: string;
+            /** Format: int64 */
+            sport?: number;
+            src?: string;
+            /** Format: date-time */
+            time: string;
+        };
+        FwOptions: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/FwOptions.json
+             */
+            readonly $schema?: string;
+            enable: boolean;
+            /** @description guest: anti-spoofing on its ports (default on) */
+            macfilter?: boolean;
+            /** @enum {string} */
+            policy_in?: "ACCEPT" | "DROP" | "REJECT" | "";
+            /** @enum {string} */
+            policy_out?: "ACCEPT" | "DROP" | "REJECT" | "";
+        };
+        FwRule: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/FwRule.json
+             */
+            readonly $schema?: string;
+            /**
+             * @description or the name of a security group to include (type group)
+             * @enum {string}
+             */
+            action: "ACCEPT" | "DROP" | "REJECT";
+            comment?: string;
+            dest?: string;
+            /** @description port, range a:b, or comma list */
+            dport?: string;
+            enable: boolean;
+            /** @description include this security group's rules instead of one rule */
+            group?: string;
+            iface?: string;
+            /** @enum {string} */
+            proto?: "tcp" | "udp" | "icmp" | "icmpv6" | "sctp" | "";
+            /** @description addresses/CIDRs (comma list), +ipset or alias name */
+            source?: string;
+            sport?: string;
+            /**
+             * @description in: towards the guest or node; out: from it
+             * @enum {string}
+             */
+            type: "in" | "out";
+        };
+        FwRules: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/FwRules.json
+             */
+            readonly $schema?: string;
+            readonly digest?: string;
+            options: components["schemas"]["FwOptions"];
+            rules: components["schemas"]["FwRule"][] | null;
+        };
+        FwRulesetOutBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/FwRulesetOutBody.json
+             */
+            readonly $schema?: string;
+            /** @description guest rules in use (br_netfilter on) */
+            bridge_nf: boolean;
+            error?: string;
+            /**
+             * Format: int64
+             * @description nftables rules this node applies
+             */
+            rules: number;
+        };
         Group: {
             /**
              * Format: uri
@@ -1188,6 +2946,62 @@ export interface components {
             readonly $schema?: string;
             comment: string;
         };
+        GuestMetrics: {
+            /**
+             * Format: int64
+             * @description VMs: memory the balloon leaves the guest
+             */
+            balloon?: number;
+            /**
+             * Format: double
+             * @description share of its cores busy, 0..1
+             */
+            cpu: number;
+            /** Format: double */
+            cpus: number;
+            /**
+             * Format: double
+             * @description bytes/s
+             */
+            diskread: number;
+            /**
+             * Format: double
+             * @description operations/s
+             */
+            diskreadops: number;
+            /**
+             * Format: double
+             * @description bytes/s
+             */
+            diskwrite: number;
+            /**
+             * Format: double
+             * @description operations/s
+             */
+            diskwriteops: number;
+            /** Format: int64 */
+            maxmem: number;
+            /** Format: int64 */
+            mem: number;
+            name?: string;
+            /**
+             * Format: double
+             * @description bytes/s the guest received
+             */
+            netin: number;
+            /**
+             * Format: double
+             * @description bytes/s the guest sent
+             */
+            netout: number;
+            node: string;
+            /** Format: date-time */
+            time: string;
+            /** @enum {string} */
+            type: "qemu" | "lxc";
+            /** Format: int64 */
+            vmid: number;
+        };
         Health: {
             /**
              * Format: uri
@@ -1200,6 +3014,217 @@ export interface components {
             status: "ok" | "degraded";
             /** @description cluster store state as seen by this node */
             store: string;
+        };
+        IPAlloc: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/IPAlloc.json
+             */
+            readonly $schema?: string;
+            ip: string;
+            mac?: string;
+            /** @description e.g. vm/100/net0 */
+            owner: string;
+            subnet: string;
+        };
+        IpAllocInBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/IpAllocInBody.json
+             */
+            readonly $schema?: string;
+            mac?: string;
+            /** @description e.g. vm/100/net0; the same owner always gets the same address */
+            owner: string;
+        };
+        MetricServerCreate: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/MetricServerCreate.json
+             */
+            readonly $schema?: string;
+            /** @description influxdb http (default corral) */
+            bucket?: string;
+            readonly digest?: string;
+            disable?: boolean;
+            /** @description an InfluxDB token is set (it is never returned) */
+            readonly has_token?: boolean;
+            /** @description taken from the URL */
+            id?: string;
+            /**
+             * Format: int64
+             * @description udp: largest datagram (default 1500)
+             */
+            mtu?: number;
+            /** @description influxdb http */
+            organization?: string;
+            /** @description graphite: metric path prefix (default corral); influxdb http: URL path prefix */
+            path_prefix?: string;
+            /** Format: int64 */
+            port: number;
+            /**
+             * @description influxdb: http (default), https or udp; graphite: tcp (default) or udp
+             * @enum {string}
+             */
+            protocol?: "http" | "https" | "udp" | "tcp" | "";
+            /** @description host name or address */
+            server: string;
+            /**
+             * Format: int64
+             * @description seconds (default 1)
+             */
+            timeout?: number;
+            /** @description influxdb http: API token (write-only) */
+            token?: string;
+            /** @enum {string} */
+            type: "influxdb" | "graphite";
+        };
+        MetricServerStats: {
+            /**
+             * Format: int64
+             * @description rounds dropped because the server was too slow or down
+             */
+            dropped: number;
+            /** Format: int64 */
+            errors: number;
+            last_error?: string;
+            /**
+             * Format: int64
+             * @description points delivered
+             */
+            sent: number;
+        };
+        MetricServerStatus: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/MetricServerStatus.json
+             */
+            readonly $schema?: string;
+            /** @description influxdb http (default corral) */
+            bucket?: string;
+            readonly digest?: string;
+            disable?: boolean;
+            /** @description an InfluxDB token is set (it is never returned) */
+            readonly has_token?: boolean;
+            /** @description taken from the URL */
+            id?: string;
+            /**
+             * Format: int64
+             * @description udp: largest datagram (default 1500)
+             */
+            mtu?: number;
+            /** @description influxdb http */
+            organization?: string;
+            /** @description graphite: metric path prefix (default corral); influxdb http: URL path prefix */
+            path_prefix?: string;
+            /** Format: int64 */
+            port: number;
+            /**
+             * @description influxdb: http (default), https or udp; graphite: tcp (default) or udp
+             * @enum {string}
+             */
+            protocol?: "http" | "https" | "udp" | "tcp" | "";
+            /** @description host name or address */
+            server: string;
+            stats: components["schemas"]["MetricServerStats"];
+            /**
+             * Format: int64
+             * @description seconds (default 1)
+             */
+            timeout?: number;
+            /** @enum {string} */
+            type: "influxdb" | "graphite";
+        };
+        MetricsCurrent: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/MetricsCurrent.json
+             */
+            readonly $schema?: string;
+            guests: components["schemas"]["GuestMetrics"][] | null;
+            nodes: components["schemas"]["NodeMetrics"][] | null;
+            storage: components["schemas"]["StorageMetrics"][] | null;
+        };
+        NetApply: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/NetApply.json
+             */
+            readonly $schema?: string;
+            /** @description apply even if the management address would be removed */
+            force?: boolean;
+        };
+        NetCaps: {
+            bond: boolean;
+            bridge: boolean;
+            tap: boolean;
+            /** @description 802.1q sub-interfaces */
+            vlan: boolean;
+            /** @description VLAN-aware bridges and VLAN tags on guest ports */
+            vlan_filtering: boolean;
+            vxlan: boolean;
+        };
+        NetChange: {
+            /** @enum {string} */
+            action: "add" | "change" | "delete";
+            detail?: string;
+            iface: string;
+        };
+        NetIface: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/NetIface.json
+             */
+            readonly $schema?: string;
+            /** @description CIDRs, e.g. 192.0.2.10/24 */
+            addresses?: string[] | null;
+            /** @enum {string} */
+            bond_mode?: "balance-rr" | "active-backup" | "balance-xor" | "broadcast" | "802.3ad" | "balance-tlb" | "balance-alb" | "";
+            bridge_ports?: string[] | null;
+            comment?: string;
+            /** @description vxlan: underlay device */
+            dev?: string;
+            /**
+             * Format: int64
+             * @description UDP port, default 4789
+             */
+            dstport?: number;
+            /** @description default gateway reached through this interface */
+            gateway?: string;
+            iface: string;
+            /** @description source address of the tunnel */
+            local?: string;
+            readonly mac?: string;
+            /** @description bridge or bond this interface is a port of */
+            readonly master?: string;
+            /** Format: int64 */
+            mtu?: number;
+            /** @description unicast peers (head-end replication) */
+            remotes?: string[] | null;
+            slaves?: string[] | null;
+            stp?: boolean;
+            /** @enum {string} */
+            type: "eth" | "bridge" | "vxlan" | "bond" | "vlan" | "other";
+            readonly up?: boolean;
+            /** @description bridge VLAN filtering */
+            vlan_aware?: boolean;
+            /** Format: int64 */
+            vlan_id?: number;
+            vlan_raw_device?: string;
+            /** Format: int64 */
+            vni?: number;
+        };
+        NetRoute: {
+            dst: string;
+            gateway?: string;
+            iface?: string;
         };
         NextID: {
             /**
@@ -1226,6 +3251,64 @@ export interface components {
              */
             seen: string;
             version: string;
+        };
+        NodeMetrics: {
+            /**
+             * Format: double
+             * @description share of all CPUs busy, 0..1
+             */
+            cpu: number;
+            /** Format: int64 */
+            cpus: number;
+            loadavg: number[] | null;
+            /** Format: int64 */
+            memtotal: number;
+            /** Format: int64 */
+            memused: number;
+            /**
+             * Format: double
+             * @description bytes/s received, all host interfaces but loopback and guests'
+             */
+            netin: number;
+            /**
+             * Format: double
+             * @description bytes/s sent
+             */
+            netout: number;
+            node: string;
+            /** @description pressure stall, some avg10 in percent: cpu, memory, io */
+            psi?: {
+                [key: string]: number;
+            };
+            /** Format: int64 */
+            roottotal: number;
+            /** Format: int64 */
+            rootused: number;
+            /** Format: int64 */
+            swaptotal: number;
+            /** Format: int64 */
+            swapused: number;
+            /** Format: date-time */
+            time: string;
+        };
+        NodeNetwork: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/NodeNetwork.json
+             */
+            readonly $schema?: string;
+            caps: components["schemas"]["NetCaps"];
+            /** @description the last applied configuration */
+            configured: components["schemas"]["NetIface"][] | null;
+            diff?: components["schemas"]["NetChange"][] | null;
+            readonly digest?: string;
+            node: string;
+            /** @description the configuration that apply would make running; absent when nothing is pending */
+            pending?: components["schemas"]["NetIface"][] | null;
+            routes?: components["schemas"]["NetRoute"][] | null;
+            /** @description what the host has now */
+            running: components["schemas"]["NetIface"][] | null;
         };
         NodeStatus: {
             /**
@@ -1269,6 +3352,33 @@ export interface components {
             status: number;
             title: string;
             type?: string;
+        };
+        RRDData: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/RRDData.json
+             */
+            readonly $schema?: string;
+            /** @enum {string} */
+            cf: "AVERAGE" | "MAX";
+            points: components["schemas"]["RRDPoint"][] | null;
+            series: string[] | null;
+            /**
+             * Format: int64
+             * @description seconds per point
+             */
+            step: number;
+            /** @enum {string} */
+            timeframe: "hour" | "day" | "week" | "month" | "year";
+        };
+        RRDPoint: {
+            /**
+             * Format: int64
+             * @description Unix seconds: the start of the row
+             */
+            time: number;
+            values: (number | null)[] | null;
         };
         Realm: {
             /**
@@ -1392,6 +3502,14 @@ export interface components {
             /** @description accepts uploads of iso/vztmpl/backup/snippets files */
             upload: boolean;
         };
+        StorageMetrics: {
+            node: string;
+            storage: string;
+            /** Format: int64 */
+            total: number;
+            /** Format: int64 */
+            used: number;
+        };
         StorageStatus: {
             /**
              * Format: uri
@@ -1429,6 +3547,23 @@ export interface components {
             nodes?: string[];
             shared?: boolean;
         };
+        Subnet: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/Subnet.json
+             */
+            readonly $schema?: string;
+            dhcp_end?: string;
+            dhcp_start?: string;
+            readonly digest?: string;
+            gateway?: string;
+            /** @description masquerade onto the uplink */
+            snat?: boolean;
+            /** @description CIDR */
+            subnet: string;
+            vnet: string;
+        };
         Task: {
             /**
              * Format: uri
@@ -1464,6 +3599,39 @@ export interface components {
             readonly $schema?: string;
             /** @description task ID (UPID) */
             task: string;
+        };
+        TemplateBuild: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/TemplateBuild.json
+             */
+            readonly $schema?: string;
+            /** @description default <kind>-<release>-<arch>.tar.gz */
+            filename?: string;
+            /**
+             * @description busybox: tiny static busybox system; debian: Debian 12 minbase (debootstrap)
+             * @enum {string}
+             */
+            kind: "busybox" | "debian";
+            /** @description debian: archive mirror (default: the node's apt mirror) */
+            mirror?: string;
+        };
+        TemplateDownload: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/TemplateDownload.json
+             */
+            readonly $schema?: string;
+            filename?: string;
+            /** @description simplestreams image, e.g. debian/12 or images:debian/12 */
+            name?: string;
+            /** @description simplestreams server (default: the node's configured image server) */
+            server?: string;
+            /** @description required for URLs unless the server publishes one */
+            sha256?: string;
+            url?: string;
         };
         Ticket: {
             /**
@@ -1605,7 +3773,7 @@ export interface components {
             readonly $schema?: string;
             config: components["schemas"]["VMConfig"];
             digest: string;
-            /** @description running operation: create, clone, snapshot, backup, migrate */
+            /** @description running operation: create, clone, snapshot, rollback, snapshot-delete, template, disk, backup, migrate */
             lock?: string;
             /** @description changes that apply at the next start */
             pending?: components["schemas"]["VMConfig"];
@@ -1660,8 +3828,17 @@ export interface components {
             cpu: "host" | "max" | "x86-64-v2" | "x86-64-v2-AES" | "x86-64-v3" | "qemu64" | "kvm64";
             description?: string;
             disks?: components["schemas"]["VMDisk"][] | null;
+            /** @description volume with the VM's UEFI variables (bios ovmf), made at its first start */
+            readonly efivars?: string;
+            /** @description what may be added while the VM runs besides virtio disks: cpu, memory */
+            hotplug?: ("cpu" | "memory")[] | null;
             /** @enum {string} */
             machine: "q35" | "pc";
+            /**
+             * Format: int64
+             * @description MiB the memory may grow to while running (hotplug memory); default 4×memory
+             */
+            maxmemory?: number;
             /**
              * Format: int64
              * @description MiB
@@ -1681,6 +3858,11 @@ export interface components {
             readonly template?: boolean;
             /** @description SMBIOS UUID, stable for the VM's life */
             readonly uuid: string;
+            /**
+             * Format: int64
+             * @description vCPUs online; 0 = cores×sockets. With hotplug cpu it changes while the VM runs
+             */
+            vcpus?: number;
             /** @enum {string} */
             vga: "std" | "virtio" | "qxl" | "serial0" | "none";
             /** Format: int64 */
@@ -1706,8 +3888,11 @@ export interface components {
             cpu?: "host" | "max" | "x86-64-v2" | "x86-64-v2-AES" | "x86-64-v3" | "qemu64" | "kvm64" | "";
             description?: string;
             disks?: components["schemas"]["VMDisk"][] | null;
+            hotplug?: ("cpu" | "memory")[] | null;
             /** @enum {string} */
             machine?: "q35" | "pc" | "";
+            /** Format: int64 */
+            maxmemory?: number;
             /** Format: int64 */
             memory?: number;
             name?: string;
@@ -1723,6 +3908,8 @@ export interface components {
             /** @description start the VM once created */
             start?: boolean;
             tags?: string[] | null;
+            /** Format: int64 */
+            vcpus?: number;
             /** @enum {string} */
             vga?: "std" | "virtio" | "qxl" | "serial0" | "none" | "";
             /**
@@ -1905,9 +4092,15 @@ export interface components {
             /** @enum {string} */
             cpu?: "host" | "max" | "x86-64-v2" | "x86-64-v2-AES" | "x86-64-v3" | "qemu64" | "kvm64";
             description?: string;
+            hotplug?: ("cpu" | "memory")[];
             /** @enum {string} */
             machine?: "q35" | "pc";
             /** Format: int64 */
+            maxmemory?: number;
+            /**
+             * Format: int64
+             * @description with hotplug memory, growth in 128 MiB steps applies live
+             */
             memory?: number;
             name?: string;
             nets?: components["schemas"]["VMNet"][];
@@ -1919,8 +4112,29 @@ export interface components {
             /** Format: int64 */
             sockets?: number;
             tags?: string[];
+            /**
+             * Format: int64
+             * @description with hotplug cpu, applies live
+             */
+            vcpus?: number;
             /** @enum {string} */
             vga?: "std" | "virtio" | "qxl" | "serial0" | "none";
+        };
+        VNet: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/VNet.json
+             */
+            readonly $schema?: string;
+            readonly digest?: string;
+            /**
+             * Format: int64
+             * @description vxlan: VNI
+             */
+            tag?: number;
+            vnet: string;
+            zone: string;
         };
         VersionInfo: {
             /**
@@ -2036,6 +4250,26 @@ export interface components {
             readonly $schema?: string;
             /** @description new size, or +delta */
             size: string;
+        };
+        Zone: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/api/v1/schemas/Zone.json
+             */
+            readonly $schema?: string;
+            readonly digest?: string;
+            /**
+             * Format: int64
+             * @description vxlan: default 1450
+             */
+            mtu?: number;
+            nodes?: string[] | null;
+            /** @description vxlan: underlay addresses; default: the cluster's node addresses */
+            peers?: string[] | null;
+            /** @enum {string} */
+            type: "simple" | "vxlan";
+            zone: string;
         };
     };
     responses: never;
@@ -3045,6 +5279,770 @@ export interface operations {
             };
         };
     };
+    "get-cluster-firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-firewall-aliases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwAlias"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-firewall-alias": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwAlias"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-firewall-alias": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwAlias"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-firewall-alias": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-firewall-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwGroup"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-firewall-group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwGroup"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-firewall-group": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwGroup"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-firewall-group": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-firewall-ipsets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwIPSet"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-firewall-ipset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwIPSet"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-firewall-ipset": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwIPSet"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-firewall-ipset": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "set-cluster-firewall-options": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwOptions"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "add-cluster-firewall-rule": {
+        parameters: {
+            query?: {
+                /** @description insert before this position; -1 appends */
+                pos?: number;
+            };
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-cluster-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-cluster-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "metrics-current": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricsCurrent"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-metric-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricServerStatus"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-metric-server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricServerStatus"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-metric-server": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MetricServerCreate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricServerStatus"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-metric-server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MetricServerCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricServerStatus"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-metric-server": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "get-next-id": {
         parameters: {
             query?: never;
@@ -3106,6 +6104,1318 @@ export interface operations {
             };
         };
     };
+    "list-subnets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subnet"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-subnet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Subnet"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-subnet": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description the CIDR with - for /, e.g. 10.0.0.0-24 */
+                subnet: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Subnet"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-subnet": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description the CIDR with - for /, e.g. 10.0.0.0-24 */
+                subnet: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-subnet-ips": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the CIDR with - for /, e.g. 10.0.0.0-24 */
+                subnet: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IPAlloc"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "allocate-subnet-ip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the CIDR with - for /, e.g. 10.0.0.0-24 */
+                subnet: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IpAllocInBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IPAlloc"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-vnets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VNet"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-vnet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VNet"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VNet"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-vnet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vnet: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VNet"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-vnet": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vnet: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VNet"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-vnet": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vnet: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-zones": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Zone"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-zone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Zone"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Zone"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-zone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                zone: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Zone"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-zone": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                zone: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Zone"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-zone": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                zone: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-containers": {
+        parameters: {
+            query?: {
+                node?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CT"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-container": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CTCreate"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmCreatedOutBody"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-container": {
+        parameters: {
+            query?: {
+                /** @description also remove the VM's ACL entries */
+                purge?: boolean;
+            };
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "container-clone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CTClone"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmCreatedOutBody"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-container-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CT"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-container-config": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CTUpdate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CT"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "container-exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CTExec"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CTExecResult"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "container-exec-websocket": {
+        parameters: {
+            query: {
+                session: string;
+            };
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-container-firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "set-container-firewall-options": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwOptions"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "add-container-firewall-rule": {
+        parameters: {
+            query?: {
+                /** @description insert before this position; -1 appends */
+                pos?: number;
+            };
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-container-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-container-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "container-rrddata": {
+        parameters: {
+            query?: {
+                timeframe?: "hour" | "day" | "week" | "month" | "year";
+                cf?: "AVERAGE" | "MAX";
+            };
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RRDData"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "list-container-snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CTSnapshot"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-container-snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CTSnapshotCreate"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-container-snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rollback-container-snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-container-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CTStatus"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "container-action": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+                action: "start" | "shutdown" | "stop" | "reboot" | "suspend" | "resume";
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CTShutdown"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "container-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "container-term-websocket": {
+        parameters: {
+            query?: {
+                /** @description console: the container's /dev/console; shell: a login shell (like pct enter) */
+                mode?: "console" | "shell";
+            };
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    events: {
+        parameters: {
+            query?: {
+                /** @description the same as the Last-Event-ID header, for clients that can't set it */
+                last_event_id?: string;
+                /** @description only these types (or families: guest, task, node); repeat or comma-separate */
+                type?: string[] | null;
+                /** @description only events about this guest */
+                vmid?: number;
+            };
+            header?: {
+                /** @description resume after this event */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "get-health": {
         parameters: {
             query?: never;
@@ -3135,6 +7445,33 @@ export interface operations {
             };
         };
     };
+    "prometheus-metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "list-nodes": {
         parameters: {
             query?: never;
@@ -3151,6 +7488,539 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Node"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-node-firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-node-firewall-log": {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwLogEntry"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "set-node-firewall-options": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwOptions"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "add-node-firewall-rule": {
+        parameters: {
+            query?: {
+                /** @description insert before this position; -1 appends */
+                pos?: number;
+            };
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-node-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                node: string;
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-node-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                node: string;
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-node-firewall-ruleset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRulesetOutBody"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-node-network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNetwork"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "apply-node-network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NetApply"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNetwork"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-node-interface": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NetIface"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNetwork"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "revert-node-network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNetwork"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-node-interface": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+                iface: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetIface"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-node-interface": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                node: string;
+                iface: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NetIface"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNetwork"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-node-interface": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                node: string;
+                iface: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNetwork"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "node-rrddata": {
+        parameters: {
+            query?: {
+                timeframe?: "hour" | "day" | "week" | "month" | "year";
+                cf?: "AVERAGE" | "MAX";
+            };
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RRDData"];
                 };
             };
             /** @description Error */
@@ -3213,6 +8083,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StorageStatus"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "build-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+                storage: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateBuild"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
                 };
             };
             /** @description Error */
@@ -3542,6 +8448,42 @@ export interface operations {
             };
         };
     };
+    "download-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node: string;
+                storage: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateDownload"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "download-url": {
         parameters: {
             query?: never;
@@ -3565,6 +8507,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "storage-rrddata": {
+        parameters: {
+            query?: {
+                timeframe?: "hour" | "day" | "week" | "month" | "year";
+                cf?: "AVERAGE" | "MAX";
+            };
+            header?: never;
+            path: {
+                node: string;
+                storage: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RRDData"];
                 };
             };
             /** @description Error */
@@ -4053,6 +9030,38 @@ export interface operations {
             };
         };
     };
+    "list-available-templates": {
+        parameters: {
+            query?: {
+                /** @description simplestreams server (default: the node's image_server) */
+                server?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AvailableTemplate"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "get-version": {
         parameters: {
             query?: never;
@@ -4418,6 +9427,231 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskRef"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-vm-firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "set-vm-firewall-options": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwOptions"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "add-vm-firewall-rule": {
+        parameters: {
+            query?: {
+                /** @description insert before this position; -1 appends */
+                pos?: number;
+            };
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "update-vm-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FwRule"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "delete-vm-firewall-rule": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description digest from the ETag of a previous GET; a stale one gets 412 */
+                "If-Match"?: string;
+            };
+            path: {
+                vmid: number;
+                /** @description rule position, 0 first */
+                pos: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FwRules"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "vm-rrddata": {
+        parameters: {
+            query?: {
+                timeframe?: "hour" | "day" | "week" | "month" | "year";
+                cf?: "AVERAGE" | "MAX";
+            };
+            header?: never;
+            path: {
+                vmid: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RRDData"];
                 };
             };
             /** @description Error */

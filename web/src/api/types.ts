@@ -34,3 +34,17 @@ export type VersionInfo = S['VersionInfo'];
 export type Usage = S['Usage'];
 /** Privileges by ACL path, as GET /access/permissions returns them. */
 export type Permissions = Record<string, string[] | null>;
+export type CT = S['CT'];
+export type CTConfig = S['CTConfig'];
+export type CTCreate = S['CTCreate'];
+export type CTUpdate = S['CTUpdate'];
+export type CTNet = S['CTNet'];
+export type CTStatus = S['CTStatus'];
+export type CTSnapshot = S['CTSnapshot'];
+export type RRDData = S['RRDData'];
+export type FwRule = S['FwRule'];
+export type FwOptions = S['FwOptions'];
+export type NodeNetwork = S['NodeNetwork'];
+export type Zone = S['Zone'];
+export type VNet = S['VNet'];
+export type Subnet = S['Subnet'];

@@ -81,6 +81,16 @@ function VNC({ vmid, height }: { vmid: number; height: string }) {
 }
 
 function Serial({ vmid, height }: { vmid: number; height: string }) {
+  return <XTerm path={`/vms/${vmid}/termwebsocket`} height={height} wake testid="serial" />;
+}
+
+/**
+ * A terminal on a websocket of raw bytes (a VM's serial port, a
+ * container's console or shell). wake sends a carriage return on connect
+ * (to show a login prompt); resize sends the size as a text message
+ * {"cols","rows"}, which the container terminal understands.
+ */
+export function XTerm({ path, height, wake, resize, testid }: { path: string; height: string; wake?: boolean; resize?: boolean; testid: string }) {
   const box = useRef<HTMLDivElement>(null);
   const [state, setState] = useState('connecting…');
   useEffect(() => {
@@ -97,17 +107,22 @@ function Serial({ vmid, height }: { vmid: number; height: string }) {
       fit.fit();
       term.focus();
       const enc = new TextEncoder();
-      ws = new WebSocket(wsURL(`/vms/${vmid}/termwebsocket`), ['binary']);
+      const sendSize = () => resize && ws?.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ cols: term.cols, rows: term.rows }));
+      ws = new WebSocket(wsURL(path), ['binary']);
       ws.binaryType = 'arraybuffer';
       ws.onopen = () => {
         setState('connected');
-        ws?.send(enc.encode('\r')); // wake a login prompt
+        sendSize();
+        if (wake) ws?.send(enc.encode('\r')); // wake a login prompt
       };
       ws.onmessage = (ev) => term.write(typeof ev.data === 'string' ? ev.data : new Uint8Array(ev.data));
       ws.onclose = (ev) => setState(ev.reason ? `closed: ${ev.reason}` : 'disconnected');
       ws.onerror = () => setState('connection failed');
       const sub = term.onData((d) => ws?.readyState === WebSocket.OPEN && ws.send(enc.encode(d)));
-      const onResize = () => fit.fit();
+      const onResize = () => {
+        fit.fit();
+        sendSize();
+      };
       window.addEventListener('resize', onResize);
       cleanup = () => {
         window.removeEventListener('resize', onResize);
@@ -120,11 +135,11 @@ function Serial({ vmid, height }: { vmid: number; height: string }) {
       ws?.close();
       cleanup();
     };
-  }, [vmid]);
+  }, [path, wake, resize]);
   return (
     <Stack gap={4}>
-      <Text size="xs" c="dimmed" data-testid="serial-state">{state}</Text>
-      <div ref={box} className="console-box" style={{ height, padding: 4 }} data-testid="serial-screen" />
+      <Text size="xs" c="dimmed" data-testid={`${testid}-state`}>{state}</Text>
+      <div ref={box} className="console-box" style={{ height, padding: 4 }} data-testid={`${testid}-screen`} />
     </Stack>
   );
 }

@@ -18,6 +18,7 @@ export function statusColor(r?: Resource): string {
     case 'available':
       return 'var(--mantine-color-green-6)';
     case 'paused':
+    case 'frozen': // a suspended container
       return 'var(--mantine-color-yellow-6)';
     case 'stopped':
     case 'unknown':

@@ -4,6 +4,7 @@
 import type { ComponentType } from 'react';
 import { Text } from '@mantine/core';
 import type { Route } from '../lib/route';
+import { ContainerView } from './container/ContainerView';
 import { DatacenterView } from './datacenter/DatacenterView';
 import { NodeView } from './node/NodeView';
 import { StorageView } from './storage/StorageView';
@@ -21,7 +22,7 @@ export const views: Record<Route['kind'], ComponentType<ViewProps>> = {
   datacenter: DatacenterView,
   node: NodeView,
   qemu: VMView,
-  lxc: NotYet, // containers: views/container/ once /api/v1/containers exists
+  lxc: ContainerView,
   storage: StorageView,
   unknown: NotYet,
 };

@@ -1,6 +1,8 @@
 import { Card, Group, SimpleGrid, Stack, Table, Tabs, Text, Title, Badge } from '@mantine/core';
 import { useNodes, usePermissions, useResources } from '../../api/queries';
-import { canAnyBelow } from '../../lib/perms';
+import { can, canAnyBelow } from '../../lib/perms';
+import { ClusterFirewall } from '../firewall/Firewall';
+import { SDN } from '../network/SDN';
 import { navigate, routePath } from '../../lib/route';
 import type { ViewProps } from '../registry';
 import { ACLTab, GroupsTab, RealmsTab, RolesTab, TokensTab, UsersTab } from './Access';
@@ -61,6 +63,8 @@ export function DatacenterView({ route }: ViewProps) {
           <Tabs.Tab value="roles">Roles</Tabs.Tab>
           {seeAccess && <Tabs.Tab value="acl">Permissions</Tabs.Tab>}
           <Tabs.Tab value="realms">Realms</Tabs.Tab>
+          {can(perms.data, '/', 'Sys.Audit') && <Tabs.Tab value="sdn">SDN</Tabs.Tab>}
+          {can(perms.data, '/', 'Sys.Audit') && <Tabs.Tab value="firewall">Firewall</Tabs.Tab>}
         </Tabs.List>
         <Tabs.Panel value="summary" pt="md"><Summary /></Tabs.Panel>
         <Tabs.Panel value="users" pt="md"><UsersTab /></Tabs.Panel>
@@ -69,6 +73,8 @@ export function DatacenterView({ route }: ViewProps) {
         <Tabs.Panel value="roles" pt="md"><RolesTab /></Tabs.Panel>
         <Tabs.Panel value="acl" pt="md"><ACLTab /></Tabs.Panel>
         <Tabs.Panel value="realms" pt="md"><RealmsTab /></Tabs.Panel>
+        <Tabs.Panel value="sdn" pt="md"><SDN mayWrite={can(perms.data, '/', 'Sys.Modify')} /></Tabs.Panel>
+        <Tabs.Panel value="firewall" pt="md"><ClusterFirewall mayWrite={can(perms.data, '/', 'Sys.Modify')} /></Tabs.Panel>
       </Tabs>
     </Stack>
   );

@@ -1,11 +1,15 @@
 import { useMemo } from 'react';
-import { Alert, Badge, Card, Group, Loader, Progress, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Badge, Card, Group, Loader, Progress, SimpleGrid, Stack, Table, Tabs, Text, Title } from '@mantine/core';
 import { errorText } from '../../api/client';
-import { useNodeStatus, useNodeStorage } from '../../api/queries';
+import { useNodeStatus, useNodeStorage, usePermissions } from '../../api/queries';
+import { can } from '../../lib/perms';
+import { Firewall } from '../firewall/Firewall';
+import { NodeNetwork } from '../network/NodeNetwork';
 import type { Usage } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
 import { useHistory } from '../graphs/history';
+import { History } from '../graphs/History';
 import { LiveChart } from '../graphs/LiveChart';
 import type { ViewProps } from '../registry';
 import { KV } from '../vm/VMView';
@@ -25,6 +29,27 @@ const memSeries = [{ label: 'memory used', color: '#228be6', fmt: (v: number) =>
 
 export function NodeView({ route }: ViewProps) {
   const node = route.node!;
+  const perms = usePermissions();
+  const tab = route.tab ?? 'summary';
+  const mayWrite = can(perms.data, `/nodes/${node}`, 'Sys.Modify');
+  return (
+    <Stack>
+      <Title order={3}>Node {node}</Title>
+      <Tabs value={tab} onChange={(t) => navigate(routePath(route.id, t && t !== 'summary' ? t : undefined))} keepMounted={false}>
+        <Tabs.List>
+          <Tabs.Tab value="summary">Summary</Tabs.Tab>
+          <Tabs.Tab value="network">Network</Tabs.Tab>
+          <Tabs.Tab value="firewall">Firewall</Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="summary" pt="md"><NodeSummary node={node} /></Tabs.Panel>
+        <Tabs.Panel value="network" pt="md"><NodeNetwork node={node} mayWrite={mayWrite} /></Tabs.Panel>
+        <Tabs.Panel value="firewall" pt="md"><Firewall base={`/nodes/${node}/firewall`} mayWrite={mayWrite} /></Tabs.Panel>
+      </Tabs>
+    </Stack>
+  );
+}
+
+function NodeSummary({ node }: { node: string }) {
   const st = useNodeStatus(node);
   const pools = useNodeStorage(node);
   const hist = useHistory(st.data ? [st.data.load?.[0] ?? 0, st.data.memory.used] : undefined, st.dataUpdatedAt);
@@ -32,7 +57,6 @@ export function NodeView({ route }: ViewProps) {
   const mem = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[1]] })), [hist]);
   return (
     <Stack>
-      <Title order={3}>Node {node}</Title>
       {st.isLoading && <Loader />}
       {st.error && <Alert color="yellow">Status of {node}: {errorText(st.error)}</Alert>}
       {st.data && (
@@ -69,6 +93,7 @@ export function NodeView({ route }: ViewProps) {
           <Card withBorder><LiveChart title="Memory (live)" samples={mem} series={memSeries} /></Card>
         </SimpleGrid>
       )}
+      <History path={`/nodes/${node}/rrddata`} kind="node" />
       <Card withBorder>
         <Text fw={600} mb="xs">Storage</Text>
         <Table fz="sm" highlightOnHover>

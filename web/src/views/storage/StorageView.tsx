@@ -13,6 +13,7 @@ import { useTaskAction } from '../../lib/useTask';
 import { navigate, routePath } from '../../lib/route';
 import type { ViewProps } from '../registry';
 import { KV } from '../vm/VMView';
+import { History } from '../graphs/History';
 
 const uploadable = ['iso', 'vztmpl', 'backup', 'snippets'];
 
@@ -54,6 +55,7 @@ export function StorageView({ route }: ViewProps) {
               </Card>
             </SimpleGrid>
           )}
+          <History path={`/nodes/${node}/storage/${storage}/rrddata`} kind="storage" />
         </Tabs.Panel>
         <Tabs.Panel value="content" pt="md">
           <Content node={node} storage={storage} contentTypes={st.data?.content ?? []} />

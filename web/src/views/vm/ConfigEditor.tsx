@@ -7,12 +7,12 @@ import { Badge, Button, Group, Modal, NumberInput, Select, Stack, Switch, Table,
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorText, request } from '../../api/client';
 import { keys, usePermissions } from '../../api/queries';
-import type { VM, VMConfig, VMUpdate } from '../../api/types';
+import type { VM } from '../../api/types';
 import { can } from '../../lib/perms';
 import { pendingKeys, show, type ConfigKey } from './pending';
 
 type Kind = 'number' | 'select' | 'text' | 'textarea' | 'bool' | 'tags' | 'readonly';
-interface Field {
+export interface Field {
   key: ConfigKey;
   label: string;
   kind: Kind;
@@ -20,7 +20,24 @@ interface Field {
   min?: number;
   max?: number;
   priv: string;
+  decimal?: boolean; // a number that may have a fraction
+  live?: boolean; // applies to a running guest at once (else pending until its next start)
 }
+
+/** What the editor needs of a guest: VMs and containers alike. */
+export interface Editable {
+  base: string; // API path, /vms/100 or /containers/101
+  vmid: number;
+  config: object;
+  pending?: object | null;
+  digest: string;
+  status: string;
+  queryKey: readonly unknown[];
+}
+
+export const vmEditable = (vm: VM): Editable => ({
+  base: `/vms/${vm.config.vmid}`, vmid: vm.config.vmid, config: vm.config, pending: vm.pending, digest: vm.digest, status: vm.status, queryKey: keys.vm(vm.config.vmid),
+});
 
 // Limits mirror the server's schema (api/vm.go): same enums and ranges.
 export const hardwareFields: Field[] = [
@@ -48,7 +65,8 @@ export const optionFields: Field[] = [
 /** Client-side check of one field, the same rules the server's schema has. */
 export function validateField(f: Field, v: unknown): string | null {
   if (f.kind === 'number') {
-    if (typeof v !== 'number' || !Number.isInteger(v)) return 'a whole number is required';
+    if (typeof v !== 'number' || Number.isNaN(v)) return 'a number is required';
+    if (!f.decimal && !Number.isInteger(v)) return 'a whole number is required';
     if (f.min !== undefined && v < f.min) return `must be at least ${f.min}`;
     if (f.max !== undefined && v > f.max) return `must be at most ${f.max}`;
   }
@@ -59,16 +77,18 @@ export function validateField(f: Field, v: unknown): string | null {
   return null;
 }
 
-export function ConfigEditor({ vm, fields, title }: { vm: VM; fields: Field[]; title: string }) {
+export function ConfigEditor({ guest, fields, title }: { guest: Editable; fields: Field[]; title: string }) {
   const perms = usePermissions();
-  const id = vm.config.vmid;
-  const pend = pendingKeys(vm.config, vm.pending);
+  const id = guest.vmid;
+  const pend = pendingKeys(guest.config, guest.pending);
   const [editing, setEditing] = useState<Field | null>(null);
   const qc = useQueryClient();
   const revert = useMutation({
-    mutationFn: () => request<VM>('PUT', `/vms/${id}/config`, { body: { revert: true } }),
-    onSuccess: () => qc.invalidateQueries({ queryKey: keys.vm(id) }),
+    mutationFn: () => request('PUT', `${guest.base}/config`, { body: { revert: true } }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: guest.queryKey }),
   });
+  const cfg = guest.config as Record<string, unknown>;
+  const pcfg = guest.pending as Record<string, unknown> | null | undefined;
   const anyPending = fields.some((f) => pend.has(f.key));
   return (
     <Stack gap="xs">
@@ -91,8 +111,8 @@ export function ConfigEditor({ vm, fields, title }: { vm: VM; fields: Field[]; t
               <Table.Tr key={f.key} data-field={f.key} data-pending={isPending || undefined}>
                 <Table.Td w={220} fw={500}>{f.label}</Table.Td>
                 <Table.Td>
-                  <span style={isPending ? { textDecoration: 'line-through', opacity: 0.7 } : undefined}>{disp(vm.config[f.key])}</span>
-                  {isPending && <span className="pending"> → {disp(vm.pending?.[f.key])} (pending)</span>}
+                  <span style={isPending ? { textDecoration: 'line-through', opacity: 0.7 } : undefined}>{disp(cfg[f.key])}</span>
+                  {isPending && <span className="pending"> → {disp(pcfg?.[f.key])} (pending)</span>}
                 </Table.Td>
                 <Table.Td w={80} ta="right">
                   {editable && <Button size="compact-xs" variant="subtle" onClick={() => setEditing(f)} aria-label={`Edit ${f.label}`}>Edit</Button>}
@@ -103,21 +123,21 @@ export function ConfigEditor({ vm, fields, title }: { vm: VM; fields: Field[]; t
         </Table.Tbody>
       </Table>
       {revert.error && <Text c="red" size="sm">{errorText(revert.error)}</Text>}
-      {editing && <EditField vm={vm} field={editing} onClose={() => setEditing(null)} />}
+      {editing && <EditField guest={guest} field={editing} onClose={() => setEditing(null)} />}
     </Stack>
   );
 }
 
-function EditField({ vm, field, onClose }: { vm: VM; field: Field; onClose: () => void }) {
-  const base = (vm.pending ?? vm.config) as VMConfig;
+function EditField({ guest, field, onClose }: { guest: Editable; field: Field; onClose: () => void }) {
+  const base = (guest.pending ?? guest.config) as Record<string, unknown>;
   const [value, setValue] = useState<unknown>(base[field.key] ?? (field.kind === 'tags' ? [] : field.kind === 'bool' ? false : ''));
   const [err, setErr] = useState<string | null>(null);
   const qc = useQueryClient();
   const save = useMutation({
     mutationFn: () =>
-      request<VM>('PUT', `/vms/${vm.config.vmid}/config`, { body: { [field.key]: value } as VMUpdate, headers: { 'If-Match': vm.digest } }),
+      request('PUT', `${guest.base}/config`, { body: { [field.key]: value }, headers: { 'If-Match': guest.digest } }),
     onSuccess: () => {
-      qc.invalidateQueries({ queryKey: keys.vm(vm.config.vmid) });
+      qc.invalidateQueries({ queryKey: guest.queryKey });
       qc.invalidateQueries({ queryKey: keys.resources });
       onClose();
     },
@@ -137,7 +157,7 @@ function EditField({ vm, field, onClose }: { vm: VM; field: Field; onClose: () =
   let input;
   switch (field.kind) {
     case 'number':
-      input = <NumberInput clampBehavior="none" {...common} value={value as number} onChange={(v) => setValue(typeof v === 'number' ? v : Number(v))} min={field.min} max={field.max} allowDecimal={false} />;
+      input = <NumberInput clampBehavior="none" {...common} value={value as number} onChange={(v) => setValue(typeof v === 'number' ? v : Number(v))} min={field.min} max={field.max} allowDecimal={!!field.decimal} />;
       break;
     case 'select':
       input = <Select {...common} data={field.options ?? []} value={String(value)} onChange={(v) => setValue(v)} allowDeselect={false} />;
@@ -159,8 +179,8 @@ function EditField({ vm, field, onClose }: { vm: VM; field: Field; onClose: () =
       <form onSubmit={(e) => { e.preventDefault(); submit(); }}>
         <Stack>
           {input}
-          {vm.status === 'running' && hardwareFields.some((f) => f.key === field.key) && (
-            <Text size="xs" c="dimmed">The VM is running: this change applies at its next start.</Text>
+          {guest.status === 'running' && !field.live && (hardwareFields.includes(field) || field.priv !== 'VM.Config.Options') && (
+            <Text size="xs" c="dimmed">It is running: this change applies at its next start.</Text>
           )}
           <Group justify="flex-end">
             <Button variant="default" onClick={onClose}>Cancel</Button>

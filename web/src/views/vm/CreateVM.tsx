@@ -2,9 +2,10 @@
 // "Next"; the server's field errors (problem+json errors[]) come back onto
 // the same fields and the wizard jumps to the first step that has one.
 import { useEffect, useMemo, useState } from 'react';
-import { Alert, Button, Checkbox, Code, Group, Modal, NumberInput, Select, Stack, Stepper, Switch, TagsInput, Text, TextInput } from '@mantine/core';
+import { useGuestDefaults, useWizard, WizardFooter } from '../../lib/wizard';
+import { Checkbox, Code, Modal, NumberInput, Select, Stack, Stepper, Switch, TagsInput, Text, TextInput } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { ApiError, errorText, get, request } from '../../api/client';
+import { request } from '../../api/client';
 import { keys, useContent, useNodeStorage, useResources } from '../../api/queries';
 import { navigate, routePath } from '../../lib/route';
 import { defaultForm, formField, stepOf, steps, toRequest, validate, type CreateForm } from './createForm';
@@ -12,11 +13,8 @@ import { defaultForm, formField, stepOf, steps, toRequest, validate, type Create
 export default function CreateVM({ onClose }: { onClose: () => void }) {
   const res = useResources();
   const nodes = (res.data ?? []).filter((r) => r.type === 'node').map((r) => r.node!);
-  const [f, setF] = useState<CreateForm>(defaultForm);
-  const [step, setStep] = useState(0);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [serverError, setServerError] = useState('');
-  const [busy, setBusy] = useState(false);
+  const w = useWizard<CreateForm>(defaultForm, { steps: steps.length, validate, stepOf: (k) => stepOf(fieldStep[k] ?? k), formField });
+  const { f, setF, set, step, setStep, err } = w;
   const qc = useQueryClient();
   const node = f.node || nodes[0] || '';
   const pools = useNodeStorage(node);
@@ -26,57 +24,19 @@ export default function CreateVM({ onClose }: { onClose: () => void }) {
   const isoSt = isoStorage || isoPool[0]?.storage || '';
   const isos = useContent(node, isoSt, 'iso');
 
-  useEffect(() => {
-    if (!f.node && nodes[0]) setF((x) => ({ ...x, node: nodes[0] }));
-  }, [nodes, f.node]);
+  useGuestDefaults(f, setF, nodes);
   useEffect(() => {
     if (!f.diskStorage && imgPools[0]) setF((x) => (x.diskStorage ? x : { ...x, diskStorage: imgPools[0].storage }));
   }, [imgPools, f.diskStorage]);
-  useEffect(() => {
-    // Suggest the next free ID; the server reserves it for a few minutes.
-    get<{ vmid: number }>('/cluster/nextid').then((r) => setF((x) => (x.vmid === '' ? { ...x, vmid: r.vmid } : x)), () => {});
-  }, []);
 
-  const set = <K extends keyof CreateForm>(k: K) => (v: CreateForm[K]) => {
-    setF((x) => ({ ...x, [k]: v }));
-    setErrors((e) => {
-      const { [k]: _, ...rest } = e;
-      return rest;
-    });
-  };
-  const err = (k: string) => errors[k];
-  const next = () => {
-    const e = validate(f);
-    const here = Object.fromEntries(Object.entries(e).filter(([k]) => stepOf(fieldStep[k] ?? k) === step));
-    setErrors(here);
-    if (Object.keys(here).length === 0) setStep((s) => Math.min(steps.length - 1, s + 1));
-  };
-  const submit = async () => {
-    const e = validate(f);
-    if (Object.keys(e).length) {
-      setErrors(e);
-      setStep(Math.min(...Object.keys(e).map((k) => stepOf(fieldStep[k] ?? k))));
-      return;
-    }
-    setBusy(true);
-    setServerError('');
-    try {
-      const { data } = await request<{ vmid: number; task: string }>('POST', '/vms', { body: toRequest({ ...f, node }) });
+  const submit = () =>
+    w.submit(async (form) => {
+      const { data } = await request<{ vmid: number; task: string }>('POST', '/vms', { body: toRequest({ ...form, node }) });
       qc.invalidateQueries({ queryKey: keys.tasks });
       qc.invalidateQueries({ queryKey: keys.resources });
       onClose();
       navigate(routePath(`qemu/${data.vmid}`));
-    } catch (x) {
-      setBusy(false);
-      if (x instanceof ApiError && x.errors.length) {
-        const fe: Record<string, string> = {};
-        for (const [k, m] of Object.entries(x.fieldErrors())) fe[formField(k)] = m;
-        setErrors(fe);
-        setStep(Math.min(...x.errors.map((e) => stepOf(e.field))));
-        setServerError(`The server refused the request (${x.detail || x.title}): see the marked field.`);
-      } else setServerError(errorText(x));
-    }
-  };
+    });
 
   return (
     <Modal opened onClose={onClose} title="Create virtual machine" size="xl" data-testid="create-vm-wizard">
@@ -154,11 +114,7 @@ export default function CreateVM({ onClose }: { onClose: () => void }) {
           </Stack>
         </Stepper.Step>
       </Stepper>
-      {serverError && <Alert color="red" mt="sm" data-testid="create-error">{serverError}</Alert>}
-      <Group justify="space-between" mt="md">
-        <Button variant="default" onClick={step === 0 ? onClose : () => setStep(step - 1)}>{step === 0 ? 'Cancel' : 'Back'}</Button>
-        {step < steps.length - 1 ? <Button onClick={next}>Next</Button> : <Button onClick={submit} loading={busy} data-testid="create-finish">Create</Button>}
-      </Group>
+      <WizardFooter w={w} steps={steps.length} onClose={onClose} onCreate={submit} />
     </Modal>
   );
 }

@@ -39,3 +39,16 @@ it('gives an administrator destroy behind a typed confirmation', async () => {
   fireEvent.change(screen.getByTestId('destroy-confirm'), { target: { value: '100' } });
   expect((destroy as HTMLButtonElement).disabled).toBe(false);
 });
+
+it('offers a container no reset, and clones it by hostname', async () => {
+  renderWith(
+    <GuestActions kind="lxc" state={{ vmid: 300, status: 'stopped', template: false }} name="web" onConsole={() => {}} />,
+    withPerms({ '/': ['VM.Audit', 'VM.PowerMgmt', 'VM.Console', 'VM.Clone', 'VM.Allocate'] }),
+  );
+  fireEvent.click(screen.getByText('More ▾'));
+  await screen.findByText('Destroy…');
+  expect(document.querySelector('[data-action=reset]')).toBeNull();
+  fireEvent.click(screen.getByText('Clone…'));
+  expect(await screen.findByText('Clone CT 300')).toBeTruthy();
+  expect((screen.getByLabelText('Hostname') as HTMLInputElement).value).toBe('web-clone');
+});

@@ -9,14 +9,24 @@ import { navigate, routePath } from '../../lib/route';
 import { useTaskAction } from '../../lib/useTask';
 import { actionState, type GuestAction, type GuestState } from './actions';
 
-export function GuestActions({ state, name, onConsole }: { state: GuestState; name?: string; onConsole: () => void }) {
+export type GuestKind = 'qemu' | 'lxc';
+
+/** The API path, label and query keys of a guest of either kind. */
+export function guestAPI(kind: GuestKind, id: number) {
+  return kind === 'lxc'
+    ? { base: `/containers/${id}`, label: `CT ${id}`, noun: 'container', keys: [keys.ctStatus(id), keys.ct(id), keys.resources] }
+    : { base: `/vms/${id}`, label: `VM ${id}`, noun: 'VM', keys: [keys.vmStatus(id), keys.vm(id), keys.resources] };
+}
+
+export function GuestActions({ state, name, onConsole, kind = 'qemu' }: { state: GuestState; name?: string; onConsole: () => void; kind?: GuestKind }) {
   const perms = usePermissions();
   const id = state.vmid;
+  const g = guestAPI(kind, id);
   const st = (a: GuestAction) => actionState(perms.data, state, a);
   const power = useTaskAction(
-    (a: string) => `${a} VM ${id}`,
-    (a: string) => post(`/vms/${id}/status/${a}`),
-    [keys.vmStatus(id), keys.vm(id), keys.resources],
+    (a: string) => `${a} ${g.label}`,
+    (a: string) => post(`${g.base}/status/${a}`),
+    g.keys,
   );
   const [confirmDestroy, setConfirmDestroy] = useState(false);
   const [cloning, setCloning] = useState(false);
@@ -29,8 +39,8 @@ export function GuestActions({ state, name, onConsole }: { state: GuestState; na
       </Button>
     );
   };
-  const more = (['reset', 'clone', 'template', 'destroy'] as GuestAction[]).filter((a) => st(a).allowed);
-  const template = useTaskAction(() => `convert VM ${id} to a template`, () => post(`/vms/${id}/template`), [keys.vm(id), keys.resources]);
+  const more = ((kind === 'lxc' ? ['clone', 'template', 'destroy'] : ['reset', 'clone', 'template', 'destroy']) as GuestAction[]).filter((a) => st(a).allowed);
+  const template = useTaskAction(() => `convert ${g.label} to a template`, () => post(`${g.base}/template`), g.keys);
   return (
     <Group gap={6}>
       {btn('start', 'Start')}
@@ -48,7 +58,7 @@ export function GuestActions({ state, name, onConsole }: { state: GuestState; na
             <Button size="xs" variant="default" data-action="more">More ▾</Button>
           </Menu.Target>
           <Menu.Dropdown>
-            {st('reset').allowed && (
+            {kind === 'qemu' && st('reset').allowed && (
               <Menu.Item disabled={!st('reset').enabled} onClick={() => power.mutate('reset')} data-action="reset">Reset (hard)</Menu.Item>
             )}
             {st('clone').allowed && <Menu.Item disabled={!st('clone').enabled} onClick={() => setCloning(true)} data-action="clone">Clone…</Menu.Item>}
@@ -61,22 +71,23 @@ export function GuestActions({ state, name, onConsole }: { state: GuestState; na
           </Menu.Dropdown>
         </Menu>
       )}
-      {confirmDestroy && <DestroyModal vmid={id} name={name} onClose={() => setConfirmDestroy(false)} />}
-      {cloning && <CloneModal vmid={id} name={name} template={state.template} onClose={() => setCloning(false)} />}
+      {confirmDestroy && <DestroyModal kind={kind} vmid={id} name={name} onClose={() => setConfirmDestroy(false)} />}
+      {cloning && <CloneModal kind={kind} vmid={id} name={name} template={state.template} onClose={() => setCloning(false)} />}
     </Group>
   );
 }
 
-function DestroyModal({ vmid, name, onClose }: { vmid: number; name?: string; onClose: () => void }) {
+function DestroyModal({ kind, vmid, name, onClose }: { kind: GuestKind; vmid: number; name?: string; onClose: () => void }) {
   const [typed, setTyped] = useState('');
   const [purge, setPurge] = useState(true);
-  const destroy = useTaskAction(() => `destroy VM ${vmid}`, () => del(`/vms/${vmid}`, { purge }), [keys.resources]);
+  const g = guestAPI(kind, vmid);
+  const destroy = useTaskAction(() => `destroy ${g.label}`, () => del(g.base, { purge }), [keys.resources]);
   return (
-    <Modal opened onClose={onClose} title={`Destroy VM ${vmid}${name ? ` (${name})` : ''}`}>
+    <Modal opened onClose={onClose} title={`Destroy ${g.label}${name ? ` (${name})` : ''}`}>
       <Stack>
-        <Text size="sm">This deletes the VM and frees its disks. It cannot be undone. Type the VM's ID to confirm.</Text>
-        <TextInput label="VM ID" value={typed} onChange={(e) => setTyped(e.currentTarget.value)} data-autofocus data-testid="destroy-confirm" />
-        <Checkbox label="Also remove the VM's permissions (ACL entries)" checked={purge} onChange={(e) => setPurge(e.currentTarget.checked)} />
+        <Text size="sm">This deletes the {g.noun} and frees its {kind === 'lxc' ? 'volumes' : 'disks'}. It cannot be undone. Type the {g.noun}'s ID to confirm.</Text>
+        <TextInput label={kind === 'lxc' ? 'CT ID' : 'VM ID'} value={typed} onChange={(e) => setTyped(e.currentTarget.value)} data-autofocus data-testid="destroy-confirm" />
+        <Checkbox label={`Also remove the ${g.noun}'s permissions (ACL entries)`} checked={purge} onChange={(e) => setPurge(e.currentTarget.checked)} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>Cancel</Button>
           <Button
@@ -93,22 +104,24 @@ function DestroyModal({ vmid, name, onClose }: { vmid: number; name?: string; on
   );
 }
 
-function CloneModal({ vmid, name, template, onClose }: { vmid: number; name?: string; template: boolean; onClose: () => void }) {
+function CloneModal({ kind, vmid, name, template, onClose }: { kind: GuestKind; vmid: number; name?: string; template: boolean; onClose: () => void }) {
   const [newName, setNewName] = useState(name ? `${name}-clone` : '');
   const [newid, setNewid] = useState<number | string>('');
   const [full, setFull] = useState(!template);
+  const g = guestAPI(kind, vmid);
+  const nameField = kind === 'lxc' ? 'hostname' : 'name';
   const clone = useTaskAction(
-    () => `clone VM ${vmid}`,
+    () => `clone ${g.label}`,
     async () =>
-      (await request<{ vmid: number; task: string }>('POST', `/vms/${vmid}/clone`, {
-        body: { name: newName || undefined, newid: newid === '' ? undefined : Number(newid), full },
+      (await request<{ vmid: number; task: string }>('POST', `${g.base}/clone`, {
+        body: { [nameField]: newName || undefined, newid: newid === '' ? undefined : Number(newid), full },
       })).data,
     [keys.resources],
   );
   return (
-    <Modal opened onClose={onClose} title={`Clone VM ${vmid}`}>
+    <Modal opened onClose={onClose} title={`Clone ${g.label}`}>
       <Stack>
-        <TextInput label="Name" value={newName} onChange={(e) => setNewName(e.currentTarget.value)} error={clone.error instanceof ApiError ? clone.error.fieldErrors().name : undefined} />
+        <TextInput label={kind === 'lxc' ? 'Hostname' : 'Name'} value={newName} onChange={(e) => setNewName(e.currentTarget.value)} error={clone.error instanceof ApiError ? clone.error.fieldErrors()[nameField] : undefined} />
         <NumberInput label="New ID" placeholder="next free ID" value={newid} onChange={setNewid} min={100} allowDecimal={false} clampBehavior="none"
           error={clone.error instanceof ApiError ? clone.error.fieldErrors().newid : undefined} />
         <Checkbox label="Full copy (otherwise linked, where the storage can)" checked={full} onChange={(e) => setFull(e.currentTarget.checked)} />
@@ -116,7 +129,7 @@ function CloneModal({ vmid, name, template, onClose }: { vmid: number; name?: st
           <Button variant="default" onClick={onClose}>Cancel</Button>
           <Button
             loading={clone.isPending}
-            onClick={() => clone.mutate(undefined, { onSuccess: (r) => { onClose(); const v = (r as { vmid?: number })?.vmid; if (v) navigate(routePath(`qemu/${v}`)); } })}
+            onClick={() => clone.mutate(undefined, { onSuccess: (r) => { onClose(); const v = (r as { vmid?: number })?.vmid; if (v) navigate(routePath(`${kind}/${v}`)); } })}
           >
             Clone
           </Button>

@@ -2,21 +2,24 @@
 import { useState } from 'react';
 import { Alert, Badge, Button, Group, Modal, Stack, Table, Text, TextInput, Textarea } from '@mantine/core';
 import { ApiError, del, errorText, post } from '../../api/client';
-import { keys, usePermissions, useSnapshots } from '../../api/queries';
+import { keys, useCTSnapshots, usePermissions, useSnapshots } from '../../api/queries';
 import type { VMSnapshot } from '../../api/types';
+import { guestAPI, type GuestKind } from './GuestActions';
 import { time } from '../../lib/format';
 import { can } from '../../lib/perms';
 import { useTaskAction } from '../../lib/useTask';
 
 /** Snapshots in tree order (parents before children) with their depth. */
-export function snapshotTree(list: VMSnapshot[]): { snap: VMSnapshot; depth: number }[] {
+type Snap = Pick<VMSnapshot, 'name' | 'time'> & Partial<VMSnapshot>;
+
+export function snapshotTree<T extends Snap>(list: T[]): { snap: T; depth: number }[] {
   const names = new Set(list.map((s) => s.name));
-  const kids = new Map<string, VMSnapshot[]>();
+  const kids = new Map<string, T[]>();
   for (const s of list) {
     const p = s.parent && names.has(s.parent) ? s.parent : '';
     kids.set(p, [...(kids.get(p) ?? []), s]);
   }
-  const out: { snap: VMSnapshot; depth: number }[] = [];
+  const out: { snap: T; depth: number }[] = [];
   const walk = (p: string, depth: number) => {
     for (const s of (kids.get(p) ?? []).sort((a, b) => a.time.localeCompare(b.time))) {
       out.push({ snap: s, depth });
@@ -29,14 +32,17 @@ export function snapshotTree(list: VMSnapshot[]): { snap: VMSnapshot; depth: num
 
 export const snapshotNameRe = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
-export function Snapshots({ vmid }: { vmid: number }) {
-  const snaps = useSnapshots(vmid);
+export function Snapshots({ vmid, kind = 'qemu' }: { vmid: number; kind?: GuestKind }) {
+  const vmSnaps = useSnapshots(kind === 'qemu' ? vmid : 0);
+  const ctSnaps = useCTSnapshots(kind === 'lxc' ? vmid : 0);
+  const snaps: { data?: Snap[]; error: unknown } = kind === 'lxc' ? ctSnaps : vmSnaps;
+  const g = guestAPI(kind, vmid);
   const perms = usePermissions();
   const mayTake = can(perms.data, `/vms/${vmid}`, 'VM.Snapshot');
   const mayRollback = can(perms.data, `/vms/${vmid}`, 'VM.Snapshot.Rollback');
-  const inv = [keys.snapshots(vmid), keys.vm(vmid), keys.vmStatus(vmid)];
-  const rollback = useTaskAction((n: string) => `roll back VM ${vmid} to ${n}`, (n: string) => post(`/vms/${vmid}/snapshot/${encodeURIComponent(n)}/rollback`), inv);
-  const remove = useTaskAction((n: string) => `delete snapshot ${n}`, (n: string) => del(`/vms/${vmid}/snapshot/${encodeURIComponent(n)}`), inv);
+  const inv = [kind === 'lxc' ? keys.ctSnapshots(vmid) : keys.snapshots(vmid), ...g.keys];
+  const rollback = useTaskAction((n: string) => `roll back ${g.label} to ${n}`, (n: string) => post(`${g.base}/snapshot/${encodeURIComponent(n)}/rollback`), inv);
+  const remove = useTaskAction((n: string) => `delete snapshot ${n}`, (n: string) => del(`${g.base}/snapshot/${encodeURIComponent(n)}`), inv);
   const [taking, setTaking] = useState(false);
   if (snaps.error) return <Alert color="red">{errorText(snaps.error)}</Alert>;
   return (
@@ -44,7 +50,7 @@ export function Snapshots({ vmid }: { vmid: number }) {
       <Group>{mayTake && <Button size="xs" onClick={() => setTaking(true)}>Take snapshot</Button>}</Group>
       <Table withTableBorder fz="sm" aria-label="Snapshots">
         <Table.Thead>
-          <Table.Tr><Table.Th>Name</Table.Th><Table.Th>Taken</Table.Th><Table.Th>RAM</Table.Th><Table.Th>Description</Table.Th><Table.Th /></Table.Tr>
+          <Table.Tr><Table.Th>Name</Table.Th><Table.Th>Taken</Table.Th>{kind === 'qemu' && <Table.Th>RAM</Table.Th>}<Table.Th>Description</Table.Th><Table.Th /></Table.Tr>
         </Table.Thead>
         <Table.Tbody>
           {snapshotTree(snaps.data ?? []).map(({ snap, depth }) => (
@@ -53,7 +59,7 @@ export function Snapshots({ vmid }: { vmid: number }) {
                 {depth > 0 ? '└ ' : ''}{snap.name} {snap.current && <Badge size="xs">current</Badge>}
               </Table.Td>
               <Table.Td>{time(snap.time)}</Table.Td>
-              <Table.Td>{snap.vmstate ? 'yes' : 'no'}</Table.Td>
+              {kind === 'qemu' && <Table.Td>{snap.vmstate ? 'yes' : 'no'}</Table.Td>}
               <Table.Td>{snap.description}</Table.Td>
               <Table.Td>
                 <Group gap={4} justify="flex-end">
@@ -66,16 +72,16 @@ export function Snapshots({ vmid }: { vmid: number }) {
           {snaps.data?.length === 0 && <Table.Tr><Table.Td colSpan={5}><Text c="dimmed" size="sm">No snapshots</Text></Table.Td></Table.Tr>}
         </Table.Tbody>
       </Table>
-      {taking && <TakeSnapshot vmid={vmid} onClose={() => setTaking(false)} />}
+      {taking && <TakeSnapshot base={g.base} label={g.label} queryKey={inv[0]} onClose={() => setTaking(false)} />}
     </Stack>
   );
 }
 
-function TakeSnapshot({ vmid, onClose }: { vmid: number; onClose: () => void }) {
+function TakeSnapshot({ base, label, queryKey, onClose }: { base: string; label: string; queryKey: readonly unknown[]; onClose: () => void }) {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [err, setErr] = useState<Record<string, string>>({});
-  const take = useTaskAction(() => `snapshot VM ${vmid}`, () => post(`/vms/${vmid}/snapshot`, { name, description }), [keys.snapshots(vmid)]);
+  const take = useTaskAction(() => `snapshot ${label}`, () => post(`${base}/snapshot`, { name, description }), [queryKey]);
   const submit = () => {
     if (!snapshotNameRe.test(name) || name.length > 40) {
       setErr({ name: 'starts with a letter; letters, digits, _ and -; at most 40 characters' });

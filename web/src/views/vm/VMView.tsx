@@ -1,15 +1,18 @@
 import { lazy, Suspense, useMemo } from 'react';
 import { Alert, Badge, Card, Group, Loader, Progress, SimpleGrid, Stack, Tabs, Text, Title } from '@mantine/core';
 import { errorText } from '../../api/client';
-import { useResources, useVM, useVMStatus } from '../../api/queries';
+import { usePermissions, useResources, useVM, useVMStatus } from '../../api/queries';
+import { can } from '../../lib/perms';
+import { Firewall } from '../firewall/Firewall';
 import type { VM, VMStatus } from '../../api/types';
 import { bytes, duration, pct } from '../../lib/format';
 import { navigate, routePath } from '../../lib/route';
 import { useHistory } from '../graphs/history';
+import { History } from '../graphs/History';
 import { LiveChart } from '../graphs/LiveChart';
 import type { ViewProps } from '../registry';
 import { CloudInit } from './CloudInit';
-import { ConfigEditor, hardwareFields, optionFields } from './ConfigEditor';
+import { ConfigEditor, hardwareFields, optionFields, vmEditable } from './ConfigEditor';
 import { Devices } from './Devices';
 import { GuestActions } from './GuestActions';
 import { Snapshots } from './Snapshots';
@@ -36,6 +39,7 @@ function Summary({ vm, st, at }: { vm: VM; st?: VMStatus; at: number }) {
   const cpu = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[0]] })), [hist]);
   const mem = useMemo(() => hist.map((h) => ({ t: h.t, v: [h.v[1]] })), [hist]);
   return (
+    <Stack>
     <SimpleGrid cols={{ base: 1, md: 2 }}>
       <Card withBorder>
         <Stack gap={6}>
@@ -70,6 +74,8 @@ function Summary({ vm, st, at }: { vm: VM; st?: VMStatus; at: number }) {
         </>
       )}
     </SimpleGrid>
+    <History path={`/vms/${c.vmid}/rrddata`} kind="guest" />
+    </Stack>
   );
 }
 
@@ -78,6 +84,7 @@ export function VMView({ route }: ViewProps) {
   const vm = useVM(id);
   const st = useVMStatus(id);
   const res = useResources();
+  const perms = usePermissions();
   const tab = route.tab ?? 'summary';
   const setTab = (t: string | null) => navigate(routePath(route.id, t && t !== 'summary' ? t : undefined));
   if (vm.isLoading) return <Loader />;
@@ -106,6 +113,7 @@ export function VMView({ route }: ViewProps) {
           <Tabs.Tab value="hardware">Hardware</Tabs.Tab>
           <Tabs.Tab value="options">Options</Tabs.Tab>
           <Tabs.Tab value="snapshots">Snapshots</Tabs.Tab>
+          <Tabs.Tab value="firewall">Firewall</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="summary" pt="md"><Summary vm={vm.data} st={st.data} at={st.dataUpdatedAt} /></Tabs.Panel>
         <Tabs.Panel value="console" pt="md">
@@ -115,17 +123,18 @@ export function VMView({ route }: ViewProps) {
         </Tabs.Panel>
         <Tabs.Panel value="hardware" pt="md">
           <Stack>
-            <ConfigEditor vm={vm.data} fields={hardwareFields} title="Hardware" />
+            <ConfigEditor guest={vmEditable(vm.data)} fields={hardwareFields} title="Hardware" />
             <Devices vm={vm.data} />
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="options" pt="md">
           <Stack>
-            <ConfigEditor vm={vm.data} fields={optionFields} title="Options" />
+            <ConfigEditor guest={vmEditable(vm.data)} fields={optionFields} title="Options" />
             <CloudInit vm={vm.data} />
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="snapshots" pt="md"><Snapshots vmid={id} /></Tabs.Panel>
+        <Tabs.Panel value="firewall" pt="md"><Firewall base={`/vms/${id}/firewall`} mayWrite={can(perms.data, `/vms/${id}`, 'VM.Config.Network')} guest /></Tabs.Panel>
       </Tabs>
     </Stack>
   );

@@ -16,6 +16,9 @@ describe('actionState', () => {
     ['destroy only when stopped', 'running', false, 'destroy', true, false],
     ['destroy a stopped VM', 'stopped', false, 'destroy', true, true],
     ['convert a stopped VM to a template', 'stopped', false, 'template', true, true],
+    ['resume a frozen container', 'frozen', false, 'resume', true, true],
+    ['stop a frozen container', 'frozen', false, 'stop', true, true],
+    ['no suspend of a frozen container', 'frozen', false, 'suspend', true, false],
   ])('%s', (_, status, template, a, allowed, enabled) => {
     expect(actionState(admin, { vmid: 101, status, template }, a)).toEqual({ allowed, enabled });
   });

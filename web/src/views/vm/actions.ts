@@ -1,6 +1,6 @@
 // Which guest actions a caller may press now: each needs its privilege on
 // /vms/{id} (as the server registers them) and a state that allows it.
-// Shared by VMs and, later, containers.
+// Shared by VMs and containers.
 import type { Permissions } from '../../api/types';
 import { can } from '../../lib/perms';
 
@@ -10,7 +10,7 @@ export type GuestAction =
 
 export interface GuestState {
   vmid: number;
-  status: string; // running, stopped, paused, unknown
+  status: string; // running, stopped, paused (VM), frozen (container), unknown
   template: boolean;
   lock?: string;
 }
@@ -24,15 +24,16 @@ const privFor: Record<GuestAction, string> = {
 function stateAllows(a: GuestAction, s: GuestState): boolean {
   if (s.lock && a !== 'console') return false;
   const running = s.status === 'running';
+  const paused = s.status === 'paused' || s.status === 'frozen'; // a frozen container is a paused VM
   switch (a) {
     case 'start': return s.status === 'stopped' && !s.template;
     case 'shutdown':
     case 'reboot':
     case 'reset':
     case 'suspend': return running;
-    case 'stop': return running || s.status === 'paused';
-    case 'resume': return s.status === 'paused';
-    case 'console': return running || s.status === 'paused';
+    case 'stop': return running || paused;
+    case 'resume': return paused;
+    case 'console': return running || paused;
     case 'clone': return true;
     case 'template': return s.status === 'stopped' && !s.template;
     case 'destroy': return s.status === 'stopped';

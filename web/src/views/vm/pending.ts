@@ -1,17 +1,19 @@
 // A running VM keeps changes that need a restart as a full pending config;
 // the editor shows, per field, the value now and the value after restart.
-import type { VMConfig } from '../../api/types';
-
-export type ConfigKey = keyof VMConfig;
+// The same for VMs and containers.
+export type ConfigKey = string;
+type Config = object;
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
 /** Keys whose pending value differs from the running config. */
-export function pendingKeys(config: VMConfig, pending?: VMConfig | null): Set<ConfigKey> {
+export function pendingKeys(config: Config, pending?: Config | null): Set<ConfigKey> {
   const out = new Set<ConfigKey>();
   if (!pending) return out;
-  const all = new Set([...Object.keys(config), ...Object.keys(pending)]) as Set<ConfigKey>;
-  for (const k of all) if (!same(config[k], pending[k])) out.add(k);
+  const a = config as Record<string, unknown>;
+  const b = pending as Record<string, unknown>;
+  const all = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of all) if (!same(a[k], b[k])) out.add(k);
   return out;
 }
 
@@ -19,7 +21,7 @@ export function pendingKeys(config: VMConfig, pending?: VMConfig | null): Set<Co
 export function show(key: ConfigKey, v: unknown): string {
   if (v === undefined || v === null || v === '') return '—';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (key === 'memory' || key === 'balloon') return `${v} MiB`;
+  if (key === 'memory' || key === 'balloon' || key === 'swap') return `${v} MiB`;
   if (Array.isArray(v)) {
     if (v.length === 0) return '—';
     if (typeof v[0] === 'string') return v.join(', ');
