@@ -244,6 +244,16 @@ func TestContainerLifecycle(t *testing.T) {
 	if ct2.Pending == nil || ct2.Pending.Hostname != "gamma" || ct2.Config.Hostname != "alpha.example.org" {
 		t.Fatalf("pending hostname: %+v", ct2)
 	}
+	// The resource list (the UI's tree) shows what runs, not what is pending.
+	var resources []api.Resource
+	if _, err := c.Do(bg, "GET", "/cluster/resources", nil, nil, &resources); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resources {
+		if r.VMID == id1 && r.Name != "alpha.example.org" {
+			t.Fatalf("resource list names the running container %q", r.Name)
+		}
+	}
 	// Shutdown asks init (busybox: SIGUSR2) to power off.
 	upid, err := c.CTAction(bg, id1, "shutdown", &api.CTShutdown{Timeout: 20, Force: ptr(false)})
 	if err != nil {

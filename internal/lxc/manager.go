@@ -481,7 +481,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CT
 		}
 		ifMatch = "" // the ports already run with it: record it
 	}
-	_, err = m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
+	updated, err := m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
 			r.Pending = nil
@@ -508,7 +508,9 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CT
 	if err != nil {
 		return api.CT{}, err
 	}
-	m.setIndex(ctx, n, "")
+	// The index shows what runs, not what is pending (a new host name
+	// appears with the restart that applies it).
+	m.setIndex(ctx, updated.Value.Config, "")
 	return m.Get(vmid)
 }
 

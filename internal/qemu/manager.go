@@ -439,7 +439,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 		}
 		live, ifMatch = &l, ""
 	}
-	_, err = m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
+	updated, err := m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
 			r.Pending = nil
@@ -463,7 +463,9 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	if err != nil {
 		return api.VM{}, err
 	}
-	m.setIndex(ctx, n, "")
+	// The index shows what runs, not what is pending (a new host name
+	// appears with the restart that applies it).
+	m.setIndex(ctx, updated.Value.Config, "")
 	return m.Get(vmid)
 }
 
