@@ -64,9 +64,9 @@ func (r *report) ctSection(b *strings.Builder) {
 		}
 		row("create + start", run.corral, run.bare, run.lxd)
 		row("start only", run.corralRun, run.bareRun, run.lxdRun)
-		empty := "| |"
+		empty := "| | |" // the bare LXC and ratio cells
 		if lxd {
-			empty = "| | | |"
+			empty = "| | | | |"
 		}
 		fmt.Fprintf(b, "| create POST answered (task queued), median | %s %s\n\n", ms(median(run.corralPost)), empty)
 		fmt.Fprintf(b, "Target: create+start within %.0f %% of bare LXC: **%s** (%+.0f %%).", 100*(targetCTOverRatio-1), metOrMissed(run.ratio() <= targetCTOverRatio), 100*(run.ratio()-1))
