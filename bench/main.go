@@ -110,7 +110,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.vmStarts, "vm-starts", 20, "VM starts through the API, by hand and with virsh (the median is reported)")
 	flag.StringVar(&levels, "vm-levels", "0,1,10,50", "comma-separated numbers of running VMs at which to read the daemon's memory and time starts")
 	flag.IntVar(&c.levelStarts, "level-starts", 5, "starts timed at each -vm-levels level (the median is reported)")
-	flag.IntVar(&c.ctStarts, "ct-starts", 20, "container create+start runs through the API and with bare LXC (the median is reported)")
+	flag.IntVar(&c.ctStarts, "ct-starts", 20, "container create+start runs per template (busybox, Debian) through the API, with bare LXC and with LXD (the median is reported)")
 	flag.IntVar(&c.ctFleet, "ct-fleet", 100, "containers to start on one node for the total time and daemon memory (0: skip)")
 	flag.DurationVar(&c.settle, "settle", 3*time.Second, "wait after reaching a -vm-levels level before reading memory")
 	flag.IntVar(&c.netSeconds, "net-seconds", 5, "length of one iperf3 run in the network phase")
