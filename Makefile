@@ -52,7 +52,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseVolID$$' -fuzztime $(FUZZTIME) ./internal/storage/
 
 # The comparisons run the real alternatives: Debian's libvirt for virsh.
-APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso iperf3 iputils-ping
+APT_BENCH := libvirt-daemon-system libvirt-clients tgt xorriso iperf3 iputils-ping lxd lxd-client
 bench: build
 	@scripts/apt-ensure.sh $(APT_BENCH)
 	go run ./bench -out docs/benchmarks.md

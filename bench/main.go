@@ -17,8 +17,9 @@
 //     libvirt's virsh create, and the daemon's memory per running VM;
 //  7. network: guest-to-guest throughput through a bridge with and without
 //     the firewall (1,000 rules), and the time to apply 10,000 rules.
-//  8. container create+start latency next to the same done with LXC's
-//     own tools (unpack in the user namespace, config, lxc-start).
+//  8. container create+start latency (busybox and Debian) next to the
+//     same done with LXC's own tools (unpack in the user namespace,
+//     config, lxc-start) and with LXD, and 100 containers on one node;
 //  9. the CPU cost of a metrics sampling round over 200 simulated guests,
 //     and the latency of the event stream's fan-out to 1,000 clients.
 //
@@ -74,6 +75,7 @@ type config struct {
 	netSeconds  int
 	netRuns     int
 	ctStarts    int
+	ctFleet     int
 }
 
 // phases are the parts -only can pick.
@@ -108,7 +110,8 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.vmStarts, "vm-starts", 20, "VM starts through the API, by hand and with virsh (the median is reported)")
 	flag.StringVar(&levels, "vm-levels", "0,1,10,50", "comma-separated numbers of running VMs at which to read the daemon's memory and time starts")
 	flag.IntVar(&c.levelStarts, "level-starts", 5, "starts timed at each -vm-levels level (the median is reported)")
-	flag.IntVar(&c.ctStarts, "ct-starts", 20, "container create+start runs through the API and with bare LXC (the median is reported)")
+	flag.IntVar(&c.ctStarts, "ct-starts", 20, "container create+start runs per template (busybox, Debian) through the API, with bare LXC and with LXD (the median is reported)")
+	flag.IntVar(&c.ctFleet, "ct-fleet", 100, "containers to start on one node for the total time and daemon memory (0: skip)")
 	flag.DurationVar(&c.settle, "settle", 3*time.Second, "wait after reaching a -vm-levels level before reading memory")
 	flag.IntVar(&c.netSeconds, "net-seconds", 5, "length of one iperf3 run in the network phase")
 	flag.IntVar(&c.netRuns, "net-runs", 5, "iperf3 runs per firewall setup (the median is reported)")
@@ -140,8 +143,8 @@ func parseFlags() (config, error) {
 		c.vmLevels = append(c.vmLevels, n)
 	}
 	slices.Sort(c.vmLevels)
-	if c.ctStarts < 1 {
-		return c, errors.New("-ct-starts must be positive")
+	if c.ctStarts < 1 || c.ctFleet < 0 || c.ctFleet > 100 {
+		return c, errors.New("-ct-starts must be positive and -ct-fleet 0 to 100 (container IDs 9400-9499)")
 	}
 	if uploadMiB < 1 || c.uploadRuns < 1 || c.cloneRuns < 1 || c.vmStarts < 1 || c.levelStarts < 1 {
 		return c, errors.New("-upload-mib, -upload-runs, -clone-runs, -vm-starts and -level-starts must be positive")
@@ -213,7 +216,7 @@ func run(ctx context.Context, cfg config) error {
 		r.vms = &v
 	}
 	if cfg.runs("ct") {
-		logf("container phase: create+start latency against bare LXC")
+		logf("container phase: create+start latency against bare LXC and LXD")
 		ct, err := l.ctPhase(ctx)
 		if err != nil {
 			return fmt.Errorf("container phase: %w", err)

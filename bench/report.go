@@ -250,9 +250,8 @@ func (r *report) summary(b *strings.Builder) {
 	if r.net != nil {
 		r.netSummary(b)
 	}
-	if c := r.cts; c != nil {
-		fmt.Fprintf(b, "| Container create+start through the API within %.0f %% of bare LXC doing the same (unpack, config, `lxc-start`), busybox (medians of %d) | %s vs %s (%+.0f %%) | %s |\n",
-			100*(targetCTOverRatio-1), len(c.corral), ms(median(c.corral)), ms(median(c.bare)), 100*(c.ratio()-1), yesNo(c.ratio() <= targetCTOverRatio))
+	if r.cts != nil {
+		r.ctSummary(b)
 	}
 	if m := r.metrics; m != nil {
 		fmt.Fprintf(b, "| Sampling the node and %d running guests costs < %.0f %% of one core at a %s interval (median of %d rounds; simulated guests, see §Metrics) | %.3f %% | %s |\n",
@@ -364,7 +363,7 @@ func (r *report) methodSection(b *strings.Builder) {
 		"(no root for a loop mount, no libvirt) is skipped with its reason in the table instead.\n")
 	fmt.Fprintf(b, "- The storage and VM phases each use a fresh single-node daemon. Everything the bench starts or changes (daemons, "+
 		"QEMU processes by their pidfiles, libvirt domains and the libvirt daemons it started, the loop mount and device, "+
-		"`/dev/kvm`'s mode) is undone on success, on error and on Ctrl-C.\n")
+		"`/dev/kvm`'s mode, LXC containers, the private LXD daemon with its instances and images) is undone on success, on error and on Ctrl-C.\n")
 	fmt.Fprintf(b, "- Flags (`go run ./bench -h`) change sizes, counts and durations; `-only api,storage,vm` runs some phases "+
 		"(with an explicit `-out`); `-profile DIR` runs the daemon in-process and writes CPU and heap profiles instead of this report.\n")
 }
