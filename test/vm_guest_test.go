@@ -232,6 +232,33 @@ func TestVMBootsTestGuest(t *testing.T) {
 	if got, ok := pollGuest(t, r, send, countBlocks, fmt.Sprintf("memblocks-%d", blocks+1), 20*time.Second); !ok {
 		t.Fatalf("the guest had %d memory blocks and still has (%s)", blocks, got)
 	}
+	// A NIC is plugged into the running VM on a bridge and the guest gets
+	// eth0; taken out again, the guest releases it and it is gone.
+	br := testBridge(t)
+	nets := []api.VMNet{{Model: "virtio", Bridge: br}}
+	if _, err := c.Do(bg, "PUT", "/vms/100/config", nil, api.VMUpdate{Nets: &nets}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.Pending != nil || len(vm.Config.Nets) != 1 {
+		t.Fatalf("NIC hotplug: config %+v pending %+v", vm.Config.Nets, vm.Pending)
+	}
+	if _, ok := pollGuest(t, r, send, "test -e /sys/class/net/eth0 && echo has-eth0", "has-eth0", 20*time.Second); !ok {
+		t.Fatal("the hotplugged NIC never appeared in the guest as eth0")
+	}
+	none := []api.VMNet{}
+	vm = api.VM{} // absent fields must not keep the previous answer's values
+	if _, err := c.Do(bg, "PUT", "/vms/100/config", nil, api.VMUpdate{Nets: &none}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.Pending != nil || len(vm.Config.Nets) != 0 {
+		t.Fatalf("NIC unplug: config %+v pending %+v", vm.Config.Nets, vm.Pending)
+	}
+	if _, ok := pollGuest(t, r, send, "test -e /sys/class/net/eth0 || echo no-eth0", "no-eth0", 20*time.Second); !ok {
+		t.Fatal("the unplugged NIC is still in the guest")
+	}
+	if err := exec.Command("ip", "link", "show", "tap100i0").Run(); err == nil {
+		t.Fatal("the unplugged NIC's tap is still on the host")
+	}
 	less := 256
 	if _, err := c.Do(bg, "PUT", "/vms/100/config", nil, api.VMUpdate{Memory: &less}, &vm); err != nil {
 		t.Fatal(err)

@@ -425,28 +425,8 @@ func (m *Manager) unplugDisk(ctx context.Context, vmid, index int, l *task.Log) 
 			node = b.Inserted.NodeName
 		}
 	}
-	sub := p.mon.Subscribe("DEVICE_DELETED")
-	defer sub.Close()
-	if err := p.mon.Execute(ctx, "device_del", map[string]any{"id": id}, nil); err != nil {
-		return fmt.Errorf("unplug %s: %w", id, err)
-	}
-	l.Printf("asked the guest to release %s", id)
-	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for done := false; !done; {
-		select {
-		case ev, ok := <-sub.C:
-			if !ok {
-				return fmt.Errorf("unplug %s: the VM went away", id)
-			}
-			var d struct {
-				Device string `json:"device"`
-			}
-			ev.DecodeData(&d)
-			done = d.Device == id
-		case <-wait.Done():
-			return fmt.Errorf("unplug %s: the guest did not release the disk within 30s (is its OS running and hotplug-capable?)", id)
-		}
+	if err := m.deviceDel(ctx, vmid, id); err != nil {
+		return err
 	}
 	// A disk plugged at runtime has a block node of its own to remove; one
 	// from the command line went with its device.
@@ -457,4 +437,37 @@ func (m *Manager) unplugDisk(ctx context.Context, vmid, index int, l *task.Log) 
 	}
 	l.Printf("%s unplugged", id)
 	return nil
+}
+
+// deviceDel asks the guest to release a device (ACPI/PCIe hot-unplug) and
+// waits for QEMU to confirm it is gone: the guest's OS must cooperate.
+func (m *Manager) deviceDel(ctx context.Context, vmid int, id string) error {
+	p := m.proc(vmid)
+	if p == nil {
+		return fmt.Errorf("VM %d is not running", vmid)
+	}
+	sub := p.mon.Subscribe("DEVICE_DELETED")
+	defer sub.Close()
+	if err := p.mon.Execute(ctx, "device_del", map[string]any{"id": id}, nil); err != nil {
+		return fmt.Errorf("unplug %s: %w", id, err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				return fmt.Errorf("unplug %s: the VM went away", id)
+			}
+			var d struct {
+				Device string `json:"device"`
+			}
+			ev.DecodeData(&d)
+			if d.Device == id {
+				return nil
+			}
+		case <-wait.Done():
+			return errs.Conflict("unplug %s: the guest did not release it within 30s (is its OS running and hotplug-capable?)", id)
+		}
+	}
 }

@@ -100,12 +100,10 @@ func keepMACs(nets, old []api.VMNet) []api.VMNet {
 
 // netsLive says whether a running VM takes nets without a restart: its
 // NICs unchanged in model and MAC (bridge, tag, rate and firewall change
-// live), plus NICs appended at the end (hot-plugged).
+// live), plus NICs appended at the end (hot-plugged) or removed from the
+// end (hot-unplugged, the guest releasing them).
 func netsLive(old, nets []api.VMNet) bool {
-	if len(nets) < len(old) {
-		return false // removing NICs needs the guest's cooperation: restart
-	}
-	for i := range old {
+	for i := range min(len(old), len(nets)) {
 		if nets[i].Model != old[i].Model || nets[i].MAC != old[i].MAC {
 			return false
 		}
@@ -113,11 +111,25 @@ func netsLive(old, nets []api.VMNet) bool {
 	return true
 }
 
-// applyNetsLive re-plugs a running VM's taps with their new settings and
-// hot-plugs the NICs added after old's.
+// applyNetsLive re-plugs a running VM's taps with their new settings,
+// unplugs the NICs dropped from the end and hot-plugs the NICs added after
+// old's.
 func (m *Manager) applyNetsLive(ctx context.Context, old []api.VMNet, c api.VMConfig) error {
 	if m.net == nil {
 		return nil
+	}
+	for i := len(old) - 1; i >= len(c.Nets); i-- {
+		if err := m.deviceDel(ctx, c.VMID, "net"+strconv.Itoa(i)); err != nil {
+			return fmt.Errorf("net%d: %w", i, err)
+		}
+		if p := m.proc(c.VMID); p != nil {
+			if err := p.mon.Execute(ctx, "netdev_del", map[string]any{"id": "net" + strconv.Itoa(i)}, nil); err != nil {
+				m.log.Warn("netdev_del after unplug", "vmid", c.VMID, "nic", i, "err", err)
+			}
+		}
+		if err := m.net.Unplug(ctx, c.VMID, i); err != nil {
+			return fmt.Errorf("net%d: %w", i, err)
+		}
 	}
 	for i, n := range c.Nets {
 		tap, err := m.net.PlugVM(ctx, c.VMID, i, n)

@@ -120,8 +120,9 @@ done
 #   ext4, crc32c_generic       the data disk's filesystem
 #   crct10dif_generic,         crypto algorithms sd_mod's helpers look up
 #   crc64_rocksoft_generic
+#   virtio_net                 NICs, also hot-plugged ones (eth0 appears)
 modules=(button evdev virtio_pci virtio_blk virtio_scsi sd_mod ata_piix ahci
-  crc32c_generic ext4 crct10dif_generic crc64_rocksoft_generic)
+  crc32c_generic ext4 crct10dif_generic crc64_rocksoft_generic virtio_net)
 # Resolve dependencies from each module's own modinfo "depends=" (modules.dep
 # is made by the package's postinst, which we do not run).
 declare -A want=() seen=()
