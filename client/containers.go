@@ -80,14 +80,7 @@ func (c *Client) DeleteContainer(ctx context.Context, vmid int, purge bool) (str
 	if purge {
 		q = url.Values{"purge": {"true"}}
 	}
-	var ref api.TaskRef
-	if _, err := c.Do(ctx, http.MethodDelete, ctPath(vmid), q, nil, &ref); err != nil {
-		return "", fmt.Errorf("destroy container %d: %w", vmid, err)
-	}
-	if ref.Task == "" {
-		return "", fmt.Errorf("destroy container %d: server returned no task ID", vmid)
-	}
-	return ref.Task, nil
+	return c.taskRef(ctx, http.MethodDelete, ctPath(vmid), q, nil, fmt.Sprintf("destroy container %d", vmid))
 }
 
 // CTAction runs a power action (one of CTActions) as a task.
@@ -96,7 +89,7 @@ func (c *Client) CTAction(ctx context.Context, vmid int, action string, sd *api.
 	if sd != nil {
 		body = sd
 	}
-	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "status", action), body, fmt.Sprintf("%s container %d", action, vmid))
+	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "status", action), nil, body, fmt.Sprintf("%s container %d", action, vmid))
 }
 
 // CTStatus returns a container's runtime state.
@@ -210,7 +203,7 @@ func (c *Client) CTTerminal(ctx context.Context, vmid int, mode string) (net.Con
 // BuildTemplate builds a container template (kind busybox or debian) into
 // a pool of a node, as a task.
 func (c *Client) BuildTemplate(ctx context.Context, node, storage string, in api.TemplateBuild) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", storage, "build-template"), in, "build template")
+	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", storage, "build-template"), nil, in, "build template")
 }
 
 // CTSnapshots lists a container's snapshots.
@@ -224,22 +217,22 @@ func (c *Client) CTSnapshots(ctx context.Context, vmid int) ([]api.CTSnapshot, e
 
 // SnapshotCT snapshots a container's volumes, as a task.
 func (c *Client) SnapshotCT(ctx context.Context, vmid int, in api.CTSnapshotCreate) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "snapshot"), in, fmt.Sprintf("snapshot container %d", vmid))
+	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "snapshot"), nil, in, fmt.Sprintf("snapshot container %d", vmid))
 }
 
 // RollbackCT returns a stopped container to a snapshot, as a task.
 func (c *Client) RollbackCT(ctx context.Context, vmid int, name string) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "snapshot", name, "rollback"), nil, fmt.Sprintf("roll container %d back to %s", vmid, name))
+	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "snapshot", name, "rollback"), nil, nil, fmt.Sprintf("roll container %d back to %s", vmid, name))
 }
 
 // DeleteCTSnapshot deletes a container snapshot, as a task.
 func (c *Client) DeleteCTSnapshot(ctx context.Context, vmid int, name string) (string, error) {
-	return c.taskRef(ctx, http.MethodDelete, ctPath(vmid, "snapshot", name), nil, fmt.Sprintf("delete snapshot %s of container %d", name, vmid))
+	return c.taskRef(ctx, http.MethodDelete, ctPath(vmid, "snapshot", name), nil, nil, fmt.Sprintf("delete snapshot %s of container %d", name, vmid))
 }
 
 // TemplateCT turns a stopped container into a template, as a task.
 func (c *Client) TemplateCT(ctx context.Context, vmid int) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "template"), nil, fmt.Sprintf("make container %d a template", vmid))
+	return c.taskRef(ctx, http.MethodPost, ctPath(vmid, "template"), nil, nil, fmt.Sprintf("make container %d a template", vmid))
 }
 
 // CloneCT clones a stopped container or a template, as a task.
@@ -268,5 +261,5 @@ func (c *Client) AvailableTemplates(ctx context.Context, server string) ([]api.A
 // DownloadTemplate fetches a simplestreams image or a URL into a pool, as
 // a task.
 func (c *Client) DownloadTemplate(ctx context.Context, node, storage string, in api.TemplateDownload) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", storage, "download-template"), in, "download template")
+	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", storage, "download-template"), nil, in, "download template")
 }

@@ -291,12 +291,5 @@ func (c *Client) doUpload(ctx context.Context, path string, query url.Values, r 
 // DownloadURL makes node fetch an http(s) URL into a pool, as a task, and
 // returns the task's UPID; follow it with FollowTaskLog or WaitTask.
 func (c *Client) DownloadURL(ctx context.Context, node, id string, d api.DownloadURL) (string, error) {
-	var ref api.TaskRef
-	if _, err := c.Do(ctx, http.MethodPost, PathJoin("nodes", node, "storage", id, "download-url"), nil, d, &ref); err != nil {
-		return "", fmt.Errorf("download %s to storage %s: %w", d.URL, id, err)
-	}
-	if ref.Task == "" {
-		return "", fmt.Errorf("download %s to storage %s: server returned no task ID", d.URL, id)
-	}
-	return ref.Task, nil
+	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "storage", id, "download-url"), nil, d, fmt.Sprintf("download %s to storage %s", d.URL, id))
 }

@@ -140,14 +140,7 @@ func (c *Client) StopTask(ctx context.Context, upid string) error {
 // StartSleepTask starts the diagnostics task that just sleeps on node and
 // returns its UPID.
 func (c *Client) StartSleepTask(ctx context.Context, node string, seconds int) (string, error) {
-	var ref api.TaskRef
-	if _, err := c.Do(ctx, http.MethodPost, PathJoin("nodes", node, "tasks", "sleep"), nil, api.SleepTask{Seconds: seconds}, &ref); err != nil {
-		return "", fmt.Errorf("start sleep task on %s: %w", node, err)
-	}
-	if ref.Task == "" {
-		return "", fmt.Errorf("start sleep task on %s: server returned no task ID", node)
-	}
-	return ref.Task, nil
+	return c.taskRef(ctx, http.MethodPost, PathJoin("nodes", node, "tasks", "sleep"), nil, api.SleepTask{Seconds: seconds}, fmt.Sprintf("start sleep task on %s", node))
 }
 
 // WaitTask polls a task until it is no longer running and returns its final
@@ -176,4 +169,17 @@ func (c *Client) WaitTask(ctx context.Context, upid string) (api.Task, error) {
 		}
 		interval = min(interval*3/2, maxInterval)
 	}
+}
+
+// taskRef sends a request that starts a task and returns the task's UPID;
+// what names the operation in errors.
+func (c *Client) taskRef(ctx context.Context, method, path string, q url.Values, body any, what string) (string, error) {
+	var ref api.TaskRef
+	if _, err := c.Do(ctx, method, path, q, body, &ref); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if ref.Task == "" {
+		return "", fmt.Errorf("%s: server returned no task ID", what)
+	}
+	return ref.Task, nil
 }

@@ -113,14 +113,7 @@ func (c *Client) DeleteVM(ctx context.Context, vmid int, purge bool) (string, er
 	if purge {
 		q = url.Values{"purge": {"true"}}
 	}
-	var ref api.TaskRef
-	if _, err := c.Do(ctx, http.MethodDelete, vmPath(vmid), q, nil, &ref); err != nil {
-		return "", fmt.Errorf("destroy VM %d: %w", vmid, err)
-	}
-	if ref.Task == "" {
-		return "", fmt.Errorf("destroy VM %d: server returned no task ID", vmid)
-	}
-	return ref.Task, nil
+	return c.taskRef(ctx, http.MethodDelete, vmPath(vmid), q, nil, fmt.Sprintf("destroy VM %d", vmid))
 }
 
 // VMAction runs a power action (one of VMActions) as a task and returns
@@ -131,26 +124,7 @@ func (c *Client) VMAction(ctx context.Context, vmid int, action string, sd *api.
 	if sd != nil {
 		body = sd
 	}
-	var ref api.TaskRef
-	if _, err := c.Do(ctx, http.MethodPost, vmPath(vmid, "status", action), nil, body, &ref); err != nil {
-		return "", fmt.Errorf("%s VM %d: %w", action, vmid, err)
-	}
-	if ref.Task == "" {
-		return "", fmt.Errorf("%s VM %d: server returned no task ID", action, vmid)
-	}
-	return ref.Task, nil
-}
-
-// taskRef posts to path and returns the UPID of the task it started.
-func (c *Client) taskRef(ctx context.Context, method, path string, body any, what string) (string, error) {
-	var ref api.TaskRef
-	if _, err := c.Do(ctx, method, path, nil, body, &ref); err != nil {
-		return "", fmt.Errorf("%s: %w", what, err)
-	}
-	if ref.Task == "" {
-		return "", fmt.Errorf("%s: server returned no task ID", what)
-	}
-	return ref.Task, nil
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "status", action), nil, body, fmt.Sprintf("%s VM %d", action, vmid))
 }
 
 // StartVM starts a stopped VM, as a task.
@@ -183,7 +157,7 @@ func (c *Client) VMStatus(ctx context.Context, vmid int) (*api.VMStatus, error) 
 // TemplateVM turns a stopped VM into a template, as a task: its disks
 // become read-only base volumes that linked clones share.
 func (c *Client) TemplateVM(ctx context.Context, vmid int) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "template"), nil, fmt.Sprintf("make VM %d a template", vmid))
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "template"), nil, nil, fmt.Sprintf("make VM %d a template", vmid))
 }
 
 // CloneVM clones a stopped VM or a template into a new VM on the same
@@ -214,17 +188,17 @@ func (c *Client) VMSnapshots(ctx context.Context, vmid int) ([]api.VMSnapshot, e
 // SnapshotVM takes a snapshot, as a task: of the disks when the VM is
 // stopped, of the disks and its RAM when it runs.
 func (c *Client) SnapshotVM(ctx context.Context, vmid int, in api.VMSnapshotCreate) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "snapshot"), in, fmt.Sprintf("snapshot VM %d", vmid))
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "snapshot"), nil, in, fmt.Sprintf("snapshot VM %d", vmid))
 }
 
 // RollbackVM returns a VM to a snapshot, as a task.
 func (c *Client) RollbackVM(ctx context.Context, vmid int, name string) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "snapshot", name, "rollback"), nil, fmt.Sprintf("roll VM %d back to %s", vmid, name))
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "snapshot", name, "rollback"), nil, nil, fmt.Sprintf("roll VM %d back to %s", vmid, name))
 }
 
 // DeleteVMSnapshot deletes a snapshot, as a task.
 func (c *Client) DeleteVMSnapshot(ctx context.Context, vmid int, name string) (string, error) {
-	return c.taskRef(ctx, http.MethodDelete, vmPath(vmid, "snapshot", name), nil, fmt.Sprintf("delete snapshot %s of VM %d", name, vmid))
+	return c.taskRef(ctx, http.MethodDelete, vmPath(vmid, "snapshot", name), nil, nil, fmt.Sprintf("delete snapshot %s of VM %d", name, vmid))
 }
 
 // ---- disks ----
@@ -232,13 +206,13 @@ func (c *Client) DeleteVMSnapshot(ctx context.Context, vmid int, name string) (s
 // ResizeVMDisk grows disk (0 for disk0) to size ("20G"), or by size when
 // it starts with "+" ("+5G"), as a task; live when the VM runs.
 func (c *Client) ResizeVMDisk(ctx context.Context, vmid, disk int, size string) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "disks", strconv.Itoa(disk), "resize"), api.VMDiskResize{Size: size},
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "disks", strconv.Itoa(disk), "resize"), nil, api.VMDiskResize{Size: size},
 		fmt.Sprintf("resize disk%d of VM %d", disk, vmid))
 }
 
 // MoveVMDisk moves a stopped VM's disk to another pool, as a task.
 func (c *Client) MoveVMDisk(ctx context.Context, vmid, disk int, in api.VMDiskMove) (string, error) {
-	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "disks", strconv.Itoa(disk), "move"), in,
+	return c.taskRef(ctx, http.MethodPost, vmPath(vmid, "disks", strconv.Itoa(disk), "move"), nil, in,
 		fmt.Sprintf("move disk%d of VM %d to %s", disk, vmid, in.Storage))
 }
 
