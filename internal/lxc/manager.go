@@ -74,6 +74,7 @@ type Deps struct {
 type NetPorts interface {
 	CheckNIC(bridge string, tag int) (field, problem string)
 	PlugCT(ctx context.Context, vmid, nic int, n api.CTNet) (guestEnd string, err error)
+	PlugCTAll(ctx context.Context, vmid int, nets []api.CTNet) (guestEnds []string, err error) // one firewall apply for all
 	UnplugGuest(ctx context.Context, vmid int) error
 	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the container is gone)
 }

@@ -21,15 +21,12 @@ func (m *Manager) plugNets(ctx context.Context, c api.CTConfig, l *task.Log) ([]
 	if m.net == nil || len(c.Nets) == 0 {
 		return nil, nil
 	}
-	var ends []string
-	for i, n := range c.Nets {
-		end, err := m.net.PlugCT(ctx, c.VMID, i, n)
-		if err != nil {
-			m.unplugNets(c.VMID)
-			return nil, fmt.Errorf("net%d (%s): %w", i, n.Name, err)
-		}
+	ends, err := m.net.PlugCTAll(ctx, c.VMID, c.Nets)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range c.Nets {
 		l.Printf("%s: veth on %s", n.Name, n.Bridge)
-		ends = append(ends, end)
 	}
 	return ends, nil
 }

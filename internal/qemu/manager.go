@@ -76,6 +76,7 @@ type Deps struct {
 // removed when the VM stops.
 type NetPorts interface {
 	PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string, error)
+	PlugVMAll(ctx context.Context, vmid int, nets []api.VMNet) ([]string, error) // one firewall apply for all
 	Unplug(ctx context.Context, vmid, nic int) error
 	UnplugGuest(ctx context.Context, vmid int) error
 	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the VM is gone)

@@ -19,15 +19,12 @@ func (m *Manager) plugNets(ctx context.Context, c api.VMConfig, l *task.Log) ([]
 	if len(c.Nets) == 0 || m.net == nil {
 		return nil, nil
 	}
-	var taps []string
+	taps, err := m.net.PlugVMAll(ctx, c.VMID, c.Nets)
+	if err != nil {
+		return nil, err
+	}
 	for i, n := range c.Nets {
-		tap, err := m.net.PlugVM(ctx, c.VMID, i, n)
-		if err != nil {
-			m.unplugNets(c.VMID)
-			return nil, fmt.Errorf("net%d: %w", i, err)
-		}
-		l.Printf("net%d: tap %s on %s", i, tap, n.Bridge)
-		taps = append(taps, tap)
+		l.Printf("net%d: tap %s on %s", i, taps[i], n.Bridge)
 	}
 	return taps, nil
 }

@@ -175,6 +175,40 @@ func Owner(guest, nic int) string { return fmt.Sprintf("guest/%d/net%d", guest, 
 // one every time), which dnsmasq hands out to its MAC and anti-spoofing
 // allows.
 func (s *Stack) Plug(ctx context.Context, guest, nic int, n NIC) (string, error) {
+	name, err := s.plugPort(ctx, guest, nic, n)
+	if err != nil {
+		return "", err
+	}
+	if err := s.ApplyFirewall(); err != nil {
+		_ = s.Unplug(ctx, guest, nic)
+		return "", fmt.Errorf("firewall for %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// PlugAll plugs every NIC of a guest that is about to start and applies
+// the firewall once for all of them (one ruleset transaction per start,
+// not one per NIC). On failure none of the guest's ports is left.
+func (s *Stack) PlugAll(ctx context.Context, guest int, nics []NIC) ([]string, error) {
+	names := make([]string, 0, len(nics))
+	for i, n := range nics {
+		name, err := s.plugPort(ctx, guest, i, n)
+		if err != nil {
+			_ = s.UnplugGuest(ctx, guest)
+			return nil, fmt.Errorf("net%d: %w", i, err)
+		}
+		names = append(names, name)
+	}
+	if err := s.ApplyFirewall(); err != nil {
+		_ = s.UnplugGuest(ctx, guest)
+		return nil, fmt.Errorf("firewall for guest %d: %w", guest, err)
+	}
+	return names, nil
+}
+
+// plugPort makes or updates one port and records its NIC for the
+// firewall, without applying the firewall.
+func (s *Stack) plugPort(ctx context.Context, guest, nic int, n NIC) (string, error) {
 	if len(n.IPs) == 0 && n.MAC != "" {
 		if _, err := s.Defs.VNet(n.Bridge); err == nil {
 			for _, sub := range s.Defs.SubnetsOf(n.Bridge) {
@@ -193,10 +227,6 @@ func (s *Stack) Plug(ctx context.Context, guest, nic int, n NIC) (string, error)
 	s.mu.Lock()
 	s.nics[port.Key{Guest: guest, NIC: nic}] = n
 	s.mu.Unlock()
-	if err := s.ApplyFirewall(); err != nil {
-		_ = s.Unplug(ctx, guest, nic)
-		return "", fmt.Errorf("firewall for %s: %w", name, err)
-	}
 	return name, nil
 }
 
@@ -292,8 +322,21 @@ func (s *Stack) Compile() (*firewall.Ruleset, error) {
 
 // PlugVM makes the tap of a VM NIC (the VM driver's side of NetPorts).
 func (s *Stack) PlugVM(ctx context.Context, vmid, nic int, n api.VMNet) (string, error) {
-	return s.Plug(ctx, vmid, nic, NIC{Spec: port.Spec{Kind: port.Tap, Bridge: n.Bridge, MAC: n.MAC, Tag: n.Tag, Rate: n.Rate},
-		Name: fmt.Sprintf("net%d", nic), Firewall: n.Firewall})
+	return s.Plug(ctx, vmid, nic, vmNIC(nic, n))
+}
+
+// PlugVMAll makes the taps of all of a VM's NICs before it starts.
+func (s *Stack) PlugVMAll(ctx context.Context, vmid int, nets []api.VMNet) ([]string, error) {
+	nics := make([]NIC, len(nets))
+	for i, n := range nets {
+		nics[i] = vmNIC(i, n)
+	}
+	return s.PlugAll(ctx, vmid, nics)
+}
+
+func vmNIC(nic int, n api.VMNet) NIC {
+	return NIC{Spec: port.Spec{Kind: port.Tap, Bridge: n.Bridge, MAC: n.MAC, Tag: n.Tag, Rate: n.Rate},
+		Name: fmt.Sprintf("net%d", nic), Firewall: n.Firewall}
 }
 
 // CheckNIC tells at config time what plugging the NIC at start would
@@ -320,18 +363,37 @@ func (s *Stack) CheckNIC(bridge string, tag int) (field, problem string) {
 // side of lxc.NetPorts) and returns the guest end, which LXC moves in. A
 // static address is what anti-spoofing lets the container send from.
 func (s *Stack) PlugCT(ctx context.Context, vmid, nic int, n api.CTNet) (string, error) {
+	if _, err := s.Plug(ctx, vmid, nic, ctNIC(nic, n)); err != nil {
+		return "", err
+	}
+	return port.PeerName(vmid, nic), nil
+}
+
+// PlugCTAll makes the veth pairs of all of a container's NICs before it
+// starts and returns their guest ends.
+func (s *Stack) PlugCTAll(ctx context.Context, vmid int, nets []api.CTNet) ([]string, error) {
+	nics := make([]NIC, len(nets))
+	ends := make([]string, len(nets))
+	for i, n := range nets {
+		nics[i], ends[i] = ctNIC(i, n), port.PeerName(vmid, i)
+	}
+	if _, err := s.PlugAll(ctx, vmid, nics); err != nil {
+		return nil, err
+	}
+	return ends, nil
+}
+
+// ctNIC is a container NIC as a port; a static address is what
+// anti-spoofing lets the container send from.
+func ctNIC(nic int, n api.CTNet) NIC {
 	var ips []string
 	for _, cidr := range []string{n.IP, n.IP6} {
 		if ip, _, err := net.ParseCIDR(cidr); err == nil {
 			ips = append(ips, ip.String())
 		}
 	}
-	_, err := s.Plug(ctx, vmid, nic, NIC{Spec: port.Spec{Kind: port.Veth, Bridge: n.Bridge, MAC: n.HWAddr, MTU: n.MTU, Tag: n.Tag, Rate: n.Rate},
-		Name: fmt.Sprintf("net%d", nic), IPs: ips, Firewall: n.Firewall})
-	if err != nil {
-		return "", err
-	}
-	return port.PeerName(vmid, nic), nil
+	return NIC{Spec: port.Spec{Kind: port.Veth, Bridge: n.Bridge, MAC: n.HWAddr, MTU: n.MTU, Tag: n.Tag, Rate: n.Rate},
+		Name: fmt.Sprintf("net%d", nic), IPs: ips, Firewall: n.Firewall}
 }
 
 // ExecPrefix runs a guest process inside the managed namespace when it is
