@@ -114,26 +114,27 @@ type CTCreate struct {
 
 // CTUpdate changes a container's config; absent fields are kept. On a
 // running container memory, swap and CPU limits apply at once; other
-// changes that need a restart become pending.
+// changes that need a restart become pending. Each field's `priv` tag is
+// the privilege it needs, as for VMUpdate.
 type CTUpdate struct {
-	Hostname     *string         `json:"hostname,omitempty" maxLength:"253" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"`
-	Description  *string         `json:"description,omitempty" maxLength:"8192"`
-	Tags         *[]string       `json:"tags,omitempty" maxItems:"32"`
-	Cores        *int            `json:"cores,omitempty" minimum:"1" maximum:"128"`
-	CPULimit     *float64        `json:"cpulimit,omitempty" minimum:"0" maximum:"128"`
-	CPUUnits     *int            `json:"cpuunits,omitempty" minimum:"0" maximum:"10000"`
-	Memory       *int            `json:"memory,omitempty" minimum:"16" maximum:"4194304"`
-	Swap         *int            `json:"swap,omitempty" minimum:"0" maximum:"4194304"`
-	Mountpoints  *[]CTMountpoint `json:"mountpoints,omitempty" maxItems:"32" doc:"existing volumes or host paths only"`
-	Nets         *[]CTNet        `json:"nets,omitempty" maxItems:"32"`
-	Nameserver   *[]string       `json:"nameserver,omitempty" maxItems:"3"`
-	SearchDomain *string         `json:"searchdomain,omitempty" maxLength:"253" pattern:"^$|^[A-Za-z0-9.-]+$"`
-	Features     *CTFeatures     `json:"features,omitempty"`
-	OnBoot       *bool           `json:"onboot,omitempty"`
-	Startup      *string         `json:"startup,omitempty" maxLength:"64" pattern:"^$|^(order=[0-9]+)?(,?(up|down)=[0-9]+)*$"`
-	Protection   *bool           `json:"protection,omitempty"`
-	Console      *bool           `json:"console,omitempty"`
-	Revert       bool            `json:"revert,omitempty" doc:"drop pending changes"`
+	Hostname     *string         `json:"hostname,omitempty" maxLength:"253" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$" priv:"VM.Config.Options"`
+	Description  *string         `json:"description,omitempty" maxLength:"8192" priv:"VM.Config.Options"`
+	Tags         *[]string       `json:"tags,omitempty" maxItems:"32" priv:"VM.Config.Options"`
+	Cores        *int            `json:"cores,omitempty" minimum:"1" maximum:"128" priv:"VM.Config.CPU"`
+	CPULimit     *float64        `json:"cpulimit,omitempty" minimum:"0" maximum:"128" priv:"VM.Config.CPU"`
+	CPUUnits     *int            `json:"cpuunits,omitempty" minimum:"0" maximum:"10000" priv:"VM.Config.CPU"`
+	Memory       *int            `json:"memory,omitempty" minimum:"16" maximum:"4194304" priv:"VM.Config.Memory"`
+	Swap         *int            `json:"swap,omitempty" minimum:"0" maximum:"4194304" priv:"VM.Config.Memory"`
+	Mountpoints  *[]CTMountpoint `json:"mountpoints,omitempty" maxItems:"32" doc:"existing volumes or host paths only" priv:"VM.Config.Disk"`
+	Nets         *[]CTNet        `json:"nets,omitempty" maxItems:"32" priv:"VM.Config.Network"`
+	Nameserver   *[]string       `json:"nameserver,omitempty" maxItems:"3" priv:"VM.Config.Network"`
+	SearchDomain *string         `json:"searchdomain,omitempty" maxLength:"253" pattern:"^$|^[A-Za-z0-9.-]+$" priv:"VM.Config.Network"`
+	Features     *CTFeatures     `json:"features,omitempty" priv:"VM.Config.Options"`
+	OnBoot       *bool           `json:"onboot,omitempty" priv:"VM.Config.Options"`
+	Startup      *string         `json:"startup,omitempty" maxLength:"64" pattern:"^$|^(order=[0-9]+)?(,?(up|down)=[0-9]+)*$" priv:"VM.Config.Options"`
+	Protection   *bool           `json:"protection,omitempty" priv:"VM.Config.Options"`
+	Console      *bool           `json:"console,omitempty" priv:"VM.Config.Options"`
+	Revert       bool            `json:"revert,omitempty" doc:"drop pending changes" priv:"VM.Config.Options"`
 }
 
 // CTStatus is a container's runtime state on its node.

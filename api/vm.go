@@ -102,30 +102,32 @@ type VMCreate struct {
 }
 
 // VMUpdate changes a VM's config; absent fields are kept. On a running VM,
-// changes that need a restart become pending.
+// changes that need a restart become pending. Every field's `priv` tag is
+// the privilege on /vms/{id} that setting it needs; the server derives its
+// checks from the tags and publishes them as x-corral-privilege.
 type VMUpdate struct {
-	Name        *string      `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"`
-	Description *string      `json:"description,omitempty" maxLength:"8192"`
-	Tags        *[]string    `json:"tags,omitempty" maxItems:"32"`
-	Cores       *int         `json:"cores,omitempty" minimum:"1" maximum:"128"`
-	Sockets     *int         `json:"sockets,omitempty" minimum:"1" maximum:"4"`
-	CPU         *string      `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64"`
-	Memory      *int         `json:"memory,omitempty" minimum:"16" maximum:"4194304" doc:"with hotplug memory, growth in 128 MiB steps applies live"`
-	VCPUs       *int         `json:"vcpus,omitempty" minimum:"0" maximum:"512" doc:"with hotplug cpu, applies live"`
-	MaxMemory   *int         `json:"maxmemory,omitempty" minimum:"0" maximum:"4194304"`
-	Hotplug     *[]string    `json:"hotplug,omitempty" maxItems:"2" uniqueItems:"true" enum:"cpu,memory"`
-	Balloon     *int         `json:"balloon,omitempty" minimum:"0" maximum:"4194304"`
-	Machine     *string      `json:"machine,omitempty" enum:"q35,pc"`
-	BIOS        *string      `json:"bios,omitempty" enum:"seabios,ovmf"`
-	Boot        *[]string    `json:"boot,omitempty" maxItems:"16"`
-	CDROMs      *[]VMCDROM   `json:"cdroms,omitempty" maxItems:"4"`
-	Nets        *[]VMNet     `json:"nets,omitempty" maxItems:"32"`
-	Serial      *bool        `json:"serial,omitempty"`
-	VGA         *string      `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none"`
-	OnBoot      *bool        `json:"onboot,omitempty"`
-	CloudInit   *VMCloudInit `json:"cloudinit,omitempty" doc:"replaces the cloud-init settings; {} removes them"`
-	Protection  *bool        `json:"protection,omitempty"`
-	Revert      bool         `json:"revert,omitempty" doc:"drop pending changes"`
+	Name        *string      `json:"name,omitempty" maxLength:"63" pattern:"^$|^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$" priv:"VM.Config.Options"`
+	Description *string      `json:"description,omitempty" maxLength:"8192" priv:"VM.Config.Options"`
+	Tags        *[]string    `json:"tags,omitempty" maxItems:"32" priv:"VM.Config.Options"`
+	Cores       *int         `json:"cores,omitempty" minimum:"1" maximum:"128" priv:"VM.Config.CPU"`
+	Sockets     *int         `json:"sockets,omitempty" minimum:"1" maximum:"4" priv:"VM.Config.CPU"`
+	CPU         *string      `json:"cpu,omitempty" enum:"host,max,x86-64-v2,x86-64-v2-AES,x86-64-v3,qemu64,kvm64" priv:"VM.Config.CPU"`
+	Memory      *int         `json:"memory,omitempty" minimum:"16" maximum:"4194304" doc:"with hotplug memory, growth in 128 MiB steps applies live" priv:"VM.Config.Memory"`
+	VCPUs       *int         `json:"vcpus,omitempty" minimum:"0" maximum:"512" doc:"with hotplug cpu, applies live" priv:"VM.Config.CPU"`
+	MaxMemory   *int         `json:"maxmemory,omitempty" minimum:"0" maximum:"4194304" priv:"VM.Config.Memory"`
+	Hotplug     *[]string    `json:"hotplug,omitempty" maxItems:"2" uniqueItems:"true" enum:"cpu,memory" priv:"VM.Config.HWType"`
+	Balloon     *int         `json:"balloon,omitempty" minimum:"0" maximum:"4194304" priv:"VM.Config.Memory"`
+	Machine     *string      `json:"machine,omitempty" enum:"q35,pc" priv:"VM.Config.HWType"`
+	BIOS        *string      `json:"bios,omitempty" enum:"seabios,ovmf" priv:"VM.Config.HWType"`
+	Boot        *[]string    `json:"boot,omitempty" maxItems:"16" priv:"VM.Config.Options"`
+	CDROMs      *[]VMCDROM   `json:"cdroms,omitempty" maxItems:"4" priv:"VM.Config.CDROM"`
+	Nets        *[]VMNet     `json:"nets,omitempty" maxItems:"32" priv:"VM.Config.Network"`
+	Serial      *bool        `json:"serial,omitempty" priv:"VM.Config.HWType"`
+	VGA         *string      `json:"vga,omitempty" enum:"std,virtio,qxl,serial0,none" priv:"VM.Config.HWType"`
+	OnBoot      *bool        `json:"onboot,omitempty" priv:"VM.Config.Options"`
+	CloudInit   *VMCloudInit `json:"cloudinit,omitempty" doc:"replaces the cloud-init settings; {} removes them" priv:"VM.Config.Cloudinit"`
+	Protection  *bool        `json:"protection,omitempty" priv:"VM.Config.Options"`
+	Revert      bool         `json:"revert,omitempty" doc:"drop pending changes" priv:"VM.Config.Options"`
 }
 
 // VMStatus is a VM's runtime state on its node.

@@ -59,23 +59,6 @@ type templateBuildIn struct {
 // host paths into containers (as for VM disks imported from host paths).
 func isRootPAM(c *Caller) bool { return c.User == "root@pam" && c.Token == "" }
 
-// ctConfigPrivs maps the fields of an update to the privilege each needs.
-func ctConfigPrivs(u api.CTUpdate) []string {
-	var p []string
-	add := func(cond bool, priv string) {
-		if cond {
-			p = append(p, priv)
-		}
-	}
-	add(u.Hostname != nil || u.Description != nil || u.Tags != nil || u.OnBoot != nil || u.Startup != nil || u.Protection != nil ||
-		u.Features != nil || u.Console != nil || u.Revert, "VM.Config.Options")
-	add(u.Cores != nil || u.CPULimit != nil || u.CPUUnits != nil, "VM.Config.CPU")
-	add(u.Memory != nil || u.Swap != nil, "VM.Config.Memory")
-	add(u.Mountpoints != nil, "VM.Config.Disk")
-	add(u.Nets != nil || u.Nameserver != nil || u.SearchDomain != nil, "VM.Config.Network")
-	return p
-}
-
 func (s *Server) containerRoutes() {
 	if s.CTs == nil {
 		return
@@ -149,7 +132,7 @@ func (s *Server) containerRoutes() {
 		Perm{Authenticated: true}, func(ctx context.Context, in *ctUpdateIn) (*ctOut, error) {
 			c := caller(ctx)
 			path := "/vms/" + strconv.Itoa(in.VMID)
-			privs := ctConfigPrivs(in.Body)
+			privs := fieldPrivs(in.Body)
 			if len(privs) == 0 {
 				return nil, errs.Invalid("body", "nothing to change")
 			}

@@ -53,25 +53,6 @@ type vmActionIn struct {
 }
 type vmStatusOut struct{ Body api.VMStatus }
 
-// configPrivs maps the fields of an update to the privilege each needs,
-// so a user allowed to change the CD-ROM can't change the memory.
-func configPrivs(u api.VMUpdate) []string {
-	var p []string
-	add := func(cond bool, priv string) {
-		if cond {
-			p = append(p, priv)
-		}
-	}
-	add(u.Name != nil || u.Description != nil || u.Tags != nil || u.OnBoot != nil || u.Protection != nil || u.Boot != nil || u.Revert, "VM.Config.Options")
-	add(u.Cores != nil || u.Sockets != nil || u.CPU != nil, "VM.Config.CPU")
-	add(u.Memory != nil || u.Balloon != nil, "VM.Config.Memory")
-	add(u.Machine != nil || u.BIOS != nil || u.VGA != nil || u.Serial != nil, "VM.Config.HWType")
-	add(u.CDROMs != nil, "VM.Config.CDROM")
-	add(u.CloudInit != nil, "VM.Config.Cloudinit")
-	add(u.Nets != nil, "VM.Config.Network")
-	return p
-}
-
 func (s *Server) vmRoutes() {
 	tags := []string{"vms"}
 	vp := "/vms/{vmid}"
@@ -114,7 +95,7 @@ func (s *Server) vmRoutes() {
 		Perm{Authenticated: true}, func(ctx context.Context, in *vmUpdateIn) (*vmOut, error) {
 			c := caller(ctx)
 			path := "/vms/" + strconv.Itoa(in.VMID)
-			privs := configPrivs(in.Body)
+			privs := fieldPrivs(in.Body)
 			if len(privs) == 0 {
 				return nil, errs.Invalid("body", "nothing to change")
 			}

@@ -1,5 +1,11 @@
 package server
 
+import (
+	"reflect"
+
+	"github.com/corral-project/corral/api"
+)
+
 // routes registers every operation. Each handler file adds its resource's
 // table; reading one of them shows path, method and access rule together.
 func (s *Server) routes() {
@@ -22,4 +28,6 @@ func (s *Server) routes() {
 	s.templateRoutes()
 	s.eventRoutes()
 	s.metricsRoutes()
+	publishPrivs(s.api, reflect.TypeFor[api.VMUpdate]())
+	publishPrivs(s.api, reflect.TypeFor[api.CTUpdate]())
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +82,8 @@ func New(d Deps) *Server {
 		"token":  {Type: "apiKey", In: "header", Name: "Authorization", Description: "CorralToken user@realm!name=secret"},
 	}
 	cfg.Security = []map[string][]string{{"ticket": {}}, {"token": {}}}
+	cfg.Servers = []*huma.Server{{URL: "https://{node}:8006", Description: "any node of the cluster",
+		Variables: map[string]*huma.ServerVariable{"node": {Default: "localhost", Description: "a node's name or address"}}}}
 	s.api = humago.New(s.mux, cfg)
 	s.api.UseMiddleware(s.authenticate, s.audit, s.authorize, s.streamBody)
 	s.routes()
@@ -159,6 +162,9 @@ func register[I, O any](s *Server, op huma.Operation, perm Perm, h func(context.
 	if op.DefaultStatus == 0 && op.Method == http.MethodPost {
 		op.DefaultStatus = http.StatusOK
 	}
+	if op.Errors == nil {
+		op.Errors = problemStatuses[I](op, perm)
+	}
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
 		if err != nil {
@@ -166,6 +172,41 @@ func register[I, O any](s *Server, op huma.Operation, perm Perm, h func(context.
 		}
 		return out, nil
 	})
+}
+
+// problemStatuses lists the problem responses an operation can give, so
+// the OpenAPI document tells generated clients the problem+json shape of
+// each (huma adds 422 for operations with input and 500 to every one).
+func problemStatuses[I any](op huma.Operation, perm Perm) []int {
+	var st []int
+	if !perm.Public {
+		st = append(st, http.StatusUnauthorized, http.StatusForbidden)
+	}
+	if strings.Contains(op.Path, "{") {
+		st = append(st, http.StatusNotFound)
+	}
+	if op.Method != http.MethodGet {
+		// 409: a lock or a concurrent change; 503: the store can't take writes.
+		st = append(st, http.StatusConflict, http.StatusServiceUnavailable)
+	}
+	if hasIfMatch(reflect.TypeFor[I]()) {
+		st = append(st, http.StatusPreconditionFailed)
+	}
+	return st
+}
+
+// hasIfMatch reports whether an input type takes the If-Match header.
+func hasIfMatch(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if strings.EqualFold(f.Tag.Get("header"), "If-Match") || (f.Anonymous && hasIfMatch(f.Type)) {
+			return true
+		}
+	}
+	return false
 }
 
 func anyOr(any bool) string {
