@@ -116,7 +116,7 @@ func (s *Server) taskRoutes() {
 	// describe its events; GET .../log?follow=1 is routed here too.
 	op := huma.Operation{OperationID: "follow-task-log", Method: "GET", Path: "/api/v1/tasks/{upid}/log/follow",
 		Summary: "Stream a task's log as Server-Sent Events until the task ends", Tags: tags,
-		Metadata: map[string]any{permKey: Perm{Authenticated: true}}}
+		Metadata: map[string]any{permKey: Perm{Authenticated: true}}, Extensions: map[string]any{"x-corral-access": Perm{Authenticated: true}.doc()}}
 	sse.Register(s.api, op, map[string]any{"line": api.TaskLogLine{}, "end": api.Task{}, "error": api.Problem{}},
 		func(ctx context.Context, in *followIn, send sse.Sender) {
 			t, err := s.visibleTask(ctx, in.UPID)

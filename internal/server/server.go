@@ -143,6 +143,25 @@ func (p Perm) valid() bool {
 
 const permKey = "corral-perm"
 
+// permDoc is an access rule as published in the OpenAPI document, for
+// clients and for the authorization matrix test.
+type permDoc struct {
+	Rule  string   `json:"rule" enum:"public,authenticated,privileges"`
+	Path  string   `json:"path,omitempty"`
+	Privs []string `json:"privs,omitempty"`
+	Any   bool     `json:"any,omitempty"`
+}
+
+func (p Perm) doc() permDoc {
+	switch {
+	case p.Public:
+		return permDoc{Rule: "public"}
+	case p.Authenticated:
+		return permDoc{Rule: "authenticated"}
+	}
+	return permDoc{Rule: "privileges", Path: p.Path, Privs: p.Privs, Any: p.Any}
+}
+
 // register adds an operation with its access rule and maps domain errors.
 func register[I, O any](s *Server, op huma.Operation, perm Perm, h func(context.Context, *I) (*O, error)) {
 	if !perm.valid() {
@@ -153,6 +172,10 @@ func register[I, O any](s *Server, op huma.Operation, perm Perm, h func(context.
 		op.Metadata = map[string]any{}
 	}
 	op.Metadata[permKey] = perm
+	if op.Extensions == nil {
+		op.Extensions = map[string]any{}
+	}
+	op.Extensions["x-corral-access"] = perm.doc()
 	if perm.Public {
 		op.Security = []map[string][]string{}
 	}
