@@ -267,7 +267,7 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 
 // macInUse refuses a MAC another guest on the cluster already has.
 func (m *Manager) macInUse(vmid int, mac string) error {
-	for _, o := range m.coll.List() {
+	for _, o := range m.recs.Coll.List() {
 		if o.Value.Config.VMID == vmid {
 			continue
 		}

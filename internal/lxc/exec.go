@@ -40,12 +40,12 @@ const maxOutput = 1 << 20
 
 // CheckRunning refuses exec and console on containers that can't take them.
 func (m *Manager) CheckRunning(vmid int) error {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return err
 	}
 	if o.Value.Config.Node != m.node {
-		return notOwner(vmid, o.Value.Config.Node)
+		return m.recs.NotOwner(vmid, o.Value.Config.Node)
 	}
 	switch st := m.state(vmid); st {
 	case "running":
@@ -195,7 +195,7 @@ func (m *Manager) Console(ctx context.Context, vmid int, s Stream) error {
 	if err := m.CheckRunning(vmid); err != nil {
 		return err
 	}
-	o, _ := m.get(vmid)
+	o, _ := m.recs.Get(vmid)
 	if !o.Value.Config.Console {
 		return errs.Conflict("container %d has no console (console: false)", vmid)
 	}

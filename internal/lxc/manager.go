@@ -33,7 +33,7 @@ type Manager struct {
 	idmap   IDMap
 	log     *slog.Logger
 	st      *store.Store
-	coll    *store.Collection[record]
+	recs    *ctRecords
 	guests  *guest.Registry
 	stor    *storage.Service
 	tasks   *task.Manager
@@ -41,7 +41,6 @@ type Manager struct {
 	imageServer string
 	net         NetPorts // nil: LXC's own veths, no network layer
 
-	locks    sync.Map // vmid -> *sync.Mutex
 	mu       sync.Mutex
 	watched  map[int]bool // running containers the poller watches
 	stopPoll context.CancelFunc
@@ -93,30 +92,11 @@ func NewManager(d Deps) (*Manager, error) {
 		d.ImageServer = DefaultImageServer
 	}
 	return &Manager{imageServer: d.ImageServer, node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
-		coll: store.NewCollection[record](d.Store, "containers"), guests: d.Guests, stor: d.Storage, tasks: d.Tasks, net: d.Net,
+		recs: guest.NewRecords[record]("container", "containers", d.Node, d.Store, d.Guests, d.Log), guests: d.Guests, stor: d.Storage, tasks: d.Tasks, net: d.Net,
 		watched: map[int]bool{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
-
-func notOwner(vmid int, node string) error {
-	return errs.Conflict("container %d belongs to node %s; send the request there", vmid, node)
-}
-
-// lock serialises every operation on one container on this node.
-func (m *Manager) lock(vmid int) func() {
-	l, _ := m.locks.LoadOrStore(vmid, &sync.Mutex{})
-	l.(*sync.Mutex).Lock()
-	return l.(*sync.Mutex).Unlock
-}
-
-func (m *Manager) get(vmid int) (store.Object[record], error) {
-	o, err := m.coll.Get(key(vmid))
-	if err != nil {
-		return o, errs.NotFound("container %d does not exist", vmid)
-	}
-	return o, nil
-}
 
 func (m *Manager) name(vmid int) string    { return strconv.Itoa(vmid) }
 func (m *Manager) ctDir(vmid int) string   { return filepath.Join(m.lxcPath, m.name(vmid)) }
@@ -181,26 +161,20 @@ func (m *Manager) toAPI(o store.Object[record]) api.CT {
 	st := "unknown"
 	if o.Value.Config.Node == m.node {
 		st = m.state(o.Value.Config.VMID)
-	} else if g, err := m.guests.Guests.Get(key(o.Value.Config.VMID)); err == nil {
-		st = g.Value.Status
+	} else {
+		st = m.recs.IndexedStatus(o.Value.Config.VMID)
 	}
 	return api.CT{Config: o.Value.Config, Pending: o.Value.Pending, Lock: o.Value.Lock, Status: st, Digest: o.Digest}
 }
 
 // List returns every container (node == "" for all nodes).
 func (m *Manager) List(node string) []api.CT {
-	out := []api.CT{}
-	for _, o := range m.coll.List() {
-		if node == "" || o.Value.Config.Node == node {
-			out = append(out, m.toAPI(o))
-		}
-	}
-	return out
+	return guest.ListAs(m.recs, node, m.toAPI)
 }
 
 // Get returns one container.
 func (m *Manager) Get(vmid int) (api.CT, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return api.CT{}, err
 	}
@@ -209,20 +183,11 @@ func (m *Manager) Get(vmid int) (api.CT, error) {
 
 // setIndex keeps the guest index in step.
 func (m *Manager) setIndex(ctx context.Context, c api.CTConfig, status string) {
-	_, err := m.guests.Guests.Update(ctx, key(c.VMID), "", func(g *guest.Meta) error {
-		g.Name, g.Node, g.Template, g.Tags = c.Hostname, c.Node, c.Template, strings.Join(c.Tags, ",")
-		if status != "" {
-			g.Status = status
-		}
-		return nil
-	})
-	if err != nil {
-		m.log.Warn("guest index update failed", "vmid", c.VMID, "err", err)
-	}
+	m.recs.SetIndex(ctx, metaOf(c), status)
 }
 
 func (m *Manager) refreshIndex(vmid int) {
-	o, err := m.coll.Get(key(vmid))
+	o, err := m.recs.Coll.Get(key(vmid))
 	if err != nil {
 		return
 	}
@@ -286,7 +251,7 @@ func (m *Manager) Create(ctx context.Context, in api.CTCreate, o CreateOptions) 
 			c.Hostname = fmt.Sprintf("ct%d", c.VMID)
 		}
 	}
-	op1, err := m.coll.PutOp(key(c.VMID), record{Config: c, Lock: "create"}, 0)
+	op1, err := m.recs.Coll.PutOp(key(c.VMID), record{Config: c, Lock: "create"}, 0)
 	if err != nil {
 		return 0, "", err
 	}
@@ -299,7 +264,7 @@ func (m *Manager) Create(ctx context.Context, in api.CTCreate, o CreateOptions) 
 	}
 	secrets := setupSecrets{Password: in.Password, SSHKeys: in.SSHPublicKeys}
 	upid, err := m.tasks.Start(ctx, "vzcreate", strconv.Itoa(c.VMID), o.User, func(tctx context.Context, l *task.Log) error {
-		unlock := m.lock(c.VMID)
+		unlock := m.recs.Queue(c.VMID)
 		defer unlock()
 		var made []string
 		fail := func(err error) error {
@@ -326,7 +291,7 @@ func (m *Manager) Create(ctx context.Context, in api.CTCreate, o CreateOptions) 
 		if err := m.setupOS(tctx, c, rootfs, &secrets); err != nil {
 			return fail(fmt.Errorf("OS setup: %w", err))
 		}
-		if _, err := m.coll.Update(tctx, key(c.VMID), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
+		if _, err := m.recs.Coll.Update(tctx, key(c.VMID), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
 			return fail(err)
 		}
 		l.Printf("container %d created", c.VMID)
@@ -397,14 +362,9 @@ func (m *Manager) removeRecord(vmid int) {
 			m.log.Warn("releasing a container's addresses failed", "vmid", vmid, "err", err)
 		}
 	}
-	m.st.Apply(ctx, store.Op{Key: m.coll.Key(key(vmid)), Delete: true, Rev: -1}, store.Op{Key: m.guests.Guests.Key(key(vmid)), Delete: true, Rev: -1})
-}
-
-func checkIdle(o store.Object[record]) error {
-	if o.Value.Lock != "" {
-		return errs.Conflict("container %d is locked (%s)", o.Value.Config.VMID, o.Value.Lock)
+	if err := m.recs.Remove(vmid); err != nil {
+		m.log.Error("removing container record failed", "vmid", vmid, "err", err)
 	}
-	return nil
 }
 
 // restartFields reports whether u holds changes a running container can
@@ -424,16 +384,16 @@ func setp[T any](dst *T, v *T) {
 // swap and CPU limits apply at once through its cgroup; changes that need
 // a restart are kept as pending.
 func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CTUpdate, admin bool) (api.CT, error) {
-	defer m.lock(vmid)()
-	o, err := m.get(vmid)
+	defer m.recs.Queue(vmid)()
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return api.CT{}, err
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return api.CT{}, err
 	}
 	if o.Value.Config.Node != m.node {
-		return api.CT{}, notOwner(vmid, o.Value.Config.Node)
+		return api.CT{}, m.recs.NotOwner(vmid, o.Value.Config.Node)
 	}
 	running := m.state(vmid) != "stopped"
 	base := o.Value.Config
@@ -482,7 +442,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CT
 		}
 		ifMatch = "" // the ports already run with it: record it
 	}
-	updated, err := m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
+	updated, err := m.recs.Coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
 			r.Pending = nil
@@ -534,28 +494,28 @@ func volumesOf(c api.CTConfig) []string {
 
 // Delete removes a stopped, unprotected container and frees its volumes.
 func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(context.Context, int) error) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", notOwner(vmid, c.Node)
+		return "", m.recs.NotOwner(vmid, c.Node)
 	case c.Protection:
 		return "", errs.Conflict("container %d is protected; clear protection first", vmid)
 	case m.state(vmid) != "stopped":
 		return "", errs.Conflict("container %d is running; stop it first", vmid)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	return m.tasks.Start(ctx, "vzdestroy", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+		defer m.recs.Queue(vmid)()
 		if m.state(vmid) != "stopped" {
 			return fmt.Errorf("container %d was started meanwhile", vmid)
 		}
-		o, err := m.get(vmid)
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -578,14 +538,14 @@ var ctPower = guest.Power{Kind: "container", Running: []string{"stop", "shutdown
 
 // Action runs a power action as a task.
 func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd api.CTShutdown) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	if o.Value.Config.Node != m.node {
-		return "", notOwner(vmid, o.Value.Config.Node)
+		return "", m.recs.NotOwner(vmid, o.Value.Config.Node)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	st := m.state(vmid)
@@ -593,7 +553,7 @@ func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd 
 		return "", err
 	}
 	return m.tasks.Start(ctx, "vz"+action, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+		defer m.recs.Queue(vmid)()
 		var err error
 		switch action {
 		case "start":
@@ -626,10 +586,10 @@ func (m *Manager) doStart(ctx context.Context, vmid int, l *task.Log) error {
 	if m.state(vmid) != "stopped" {
 		return fmt.Errorf("container %d is already running", vmid)
 	}
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err == nil && o.Value.Pending != nil {
 		// Only a pending change costs a store write at start.
-		o, err = m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		o, err = m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			if r.Pending != nil {
 				r.Config, r.Pending = *r.Pending, nil
 			}
@@ -842,12 +802,19 @@ func (m *Manager) doShutdown(ctx context.Context, vmid int, sd api.CTShutdown, l
 // Reconcile finds this node's containers that kept running while the
 // daemon was down and watches them again; half-created ones are removed.
 func (m *Manager) Reconcile(ctx context.Context) {
-	for _, o := range m.coll.List() {
+	for _, o := range m.recs.Coll.List() {
 		c := o.Value.Config
 		if c.Node != m.node {
 			continue
 		}
-		if o.Value.Lock == "create" || o.Value.Lock == "clone" {
+		switch guest.RecoverLock(o.Value.Lock) {
+		case guest.Cleared:
+			// Its task was interrupted (and is marked so): the container is usable.
+			m.log.Warn("clearing the lock of an interrupted task", "vmid", c.VMID, "lock", o.Value.Lock)
+			if err := m.recs.ClearLock(ctx, c.VMID); err != nil {
+				m.log.Error("clearing lock failed", "vmid", c.VMID, "err", err)
+			}
+		case guest.HalfMade:
 			m.log.Warn("removing container left half-made by a crash", "vmid", c.VMID, "lock", o.Value.Lock)
 			var vols []string
 			for _, p := range m.stor.List() {
@@ -890,10 +857,4 @@ func (m *Manager) Close() {
 }
 
 // Owner returns the node a container belongs to.
-func (m *Manager) Owner(vmid int) (string, error) {
-	o, err := m.get(vmid)
-	if err != nil {
-		return "", err
-	}
-	return o.Value.Config.Node, nil
-}
+func (m *Manager) Owner(vmid int) (string, error) { return m.recs.Owner(vmid) }

@@ -41,7 +41,7 @@ func (m *Manager) StartOnBoot(ctx context.Context, dataDir string) {
 		return
 	}
 	var cts []api.CTConfig
-	for _, o := range m.coll.List() {
+	for _, o := range m.recs.Coll.List() {
 		c := o.Value.Config
 		if c.Node == m.node && c.OnBoot && !c.Template && o.Value.Lock == "" && m.state(c.VMID) == "stopped" {
 			cts = append(cts, c)

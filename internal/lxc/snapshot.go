@@ -57,7 +57,7 @@ func (m *Manager) deleteSnapshots(ctx context.Context, r record, l *task.Log) {
 
 // Snapshots lists a container's snapshots, oldest first.
 func (m *Manager) Snapshots(vmid int) ([]api.CTSnapshot, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return nil, err
 	}
@@ -68,24 +68,12 @@ func (m *Manager) Snapshots(vmid int) ([]api.CTSnapshot, error) {
 	return out, nil
 }
 
-// idleLocal loads a container that this node may operate on now.
-func (m *Manager) idleLocal(vmid int) (store.Object[record], error) {
-	o, err := m.get(vmid)
-	if err != nil {
-		return o, err
-	}
-	if o.Value.Config.Node != m.node {
-		return o, notOwner(vmid, o.Value.Config.Node)
-	}
-	return o, checkIdle(o)
-}
-
 // Snapshot snapshots every volume of a container. A running container is
 // frozen meanwhile (cgroup freezer), so the snapshot is consistent across
 // its volumes; on btrfs that is a moment, on a plain directory pool it
 // lasts the copy.
 func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.CTSnapshotCreate, user string) (string, error) {
-	o, err := m.idleLocal(vmid)
+	o, err := m.recs.Local(vmid)
 	if err != nil {
 		return "", err
 	}
@@ -95,9 +83,8 @@ func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.CTSnapshotCreat
 	if o.Value.Config.Template {
 		return "", errs.Conflict("container %d is a template", vmid)
 	}
-	return m.tasks.Start(ctx, "vzsnapshot", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
-		o, err := m.get(vmid)
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "snapshot", "vzsnapshot", user, func(ctx context.Context, l *task.Log) error {
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -132,7 +119,7 @@ func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.CTSnapshotCreat
 			l.Printf("snapshot %s of %s taken", in.Name, v)
 			done = append(done, v)
 		}
-		_, err = m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		_, err = m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Snapshots = append(r.Snapshots, snap{Name: in.Name, Description: in.Description, Time: time.Now().UTC(), Config: c})
 			return nil
 		})
@@ -142,7 +129,7 @@ func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.CTSnapshotCreat
 
 // Rollback returns a stopped container's volumes and config to a snapshot.
 func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (string, error) {
-	o, err := m.idleLocal(vmid)
+	o, err := m.recs.Local(vmid)
 	if err != nil {
 		return "", err
 	}
@@ -153,12 +140,11 @@ func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (st
 	if m.state(vmid) != "stopped" {
 		return "", errs.Conflict("container %d is running; stop it first", vmid)
 	}
-	return m.tasks.Start(ctx, "vzrollback", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "rollback", "vzrollback", user, func(ctx context.Context, l *task.Log) error {
 		if m.state(vmid) != "stopped" {
 			return fmt.Errorf("container %d was started meanwhile", vmid)
 		}
-		o, err := m.get(vmid)
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -177,7 +163,7 @@ func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (st
 			}
 			l.Printf("%s rolled back to %s", v, name)
 		}
-		_, err = m.coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config, r.Pending = s.Config, nil; return nil })
+		_, err = m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config, r.Pending = s.Config, nil; return nil })
 		if err == nil {
 			m.setIndex(ctx, s.Config, "stopped")
 		}
@@ -187,16 +173,15 @@ func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (st
 
 // DeleteSnapshot removes a snapshot of every volume and from the record.
 func (m *Manager) DeleteSnapshot(ctx context.Context, vmid int, name, user string) (string, error) {
-	o, err := m.idleLocal(vmid)
+	o, err := m.recs.Local(vmid)
 	if err != nil {
 		return "", err
 	}
 	if !slices.ContainsFunc(o.Value.Snapshots, func(s snap) bool { return s.Name == name }) {
 		return "", errs.NotFound("container %d has no snapshot %s", vmid, name)
 	}
-	return m.tasks.Start(ctx, "vzdelsnapshot", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
-		o, err := m.get(vmid)
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "snapshot-delete", "vzdelsnapshot", user, func(ctx context.Context, l *task.Log) error {
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -213,7 +198,7 @@ func (m *Manager) DeleteSnapshot(ctx context.Context, vmid int, name, user strin
 				return fmt.Errorf("delete snapshot of %s: %w", v, err)
 			}
 		}
-		_, err = m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		_, err = m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Snapshots = slices.DeleteFunc(r.Snapshots, func(s snap) bool { return s.Name == name })
 			return nil
 		})
@@ -229,7 +214,7 @@ func isNotFound(err error) bool {
 // Template turns a stopped container into a template: its volumes become
 // base volumes (basevol-) that clones are made from.
 func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, error) {
-	o, err := m.idleLocal(vmid)
+	o, err := m.recs.Local(vmid)
 	if err != nil {
 		return "", err
 	}
@@ -241,9 +226,8 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 	case m.state(vmid) != "stopped":
 		return "", errs.Conflict("container %d is running; stop it first", vmid)
 	}
-	return m.tasks.Start(ctx, "vztemplate", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
-		o, err := m.get(vmid)
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "template", "vztemplate", user, func(ctx context.Context, l *task.Log) error {
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -269,7 +253,7 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 		// Each rename is recorded at once, so a failure halfway leaves a
 		// config that names every volume correctly.
 		save := func() error {
-			_, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config = c; r.Pending = nil; return nil })
+			_, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config = c; r.Pending = nil; return nil })
 			return err
 		}
 		if c.RootFS.Volume, err = rename(c.RootFS.Volume); err != nil {
@@ -302,7 +286,7 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 // Clone makes a new container from a stopped container or a template:
 // linked (sharing the base) where the pool can, else a full copy.
 func (m *Manager) Clone(ctx context.Context, vmid int, in api.CTClone, user string) (int, string, error) {
-	o, err := m.idleLocal(vmid)
+	o, err := m.recs.Local(vmid)
 	if err != nil {
 		return 0, "", err
 	}
@@ -331,7 +315,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.CTClone, user stri
 	for i := range c.Nets {
 		c.Nets[i].HWAddr = newMAC()
 	}
-	op1, err := m.coll.PutOp(key(newid), record{Config: c, Lock: "clone"}, 0)
+	op1, err := m.recs.Coll.PutOp(key(newid), record{Config: c, Lock: "clone"}, 0)
 	if err != nil {
 		return 0, "", err
 	}
@@ -344,7 +328,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.CTClone, user stri
 	}
 	linked := src.Template && !in.Full
 	upid, err := m.tasks.Start(ctx, "vzclone", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		unlockSrc := m.lock(vmid)
+		unlockSrc := m.recs.Queue(vmid)
 		var made []string
 		clone := func(volid string) (string, error) {
 			p, pool, name, err := m.poolOf(ctx, volid)
@@ -387,7 +371,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.CTClone, user stri
 			}
 		}
 		unlockSrc()
-		if _, err := m.coll.Update(ctx, key(newid), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
+		if _, err := m.recs.Coll.Update(ctx, key(newid), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
 			return err
 		}
 		l.Printf("container %d cloned to %d", vmid, newid)

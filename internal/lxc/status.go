@@ -77,7 +77,7 @@ func netDev(pid int) (in, out uint64) {
 // Status reports a container's runtime state from LXC, its cgroup and
 // its network namespace.
 func (m *Manager) Status(ctx context.Context, vmid int) (api.CTStatus, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return api.CTStatus{}, err
 	}

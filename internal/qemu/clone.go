@@ -18,24 +18,24 @@ import (
 // Template turns a stopped VM into a read-only template: its disks become
 // base volumes that linked clones share.
 func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", notOwner(vmid, c.Node)
+		return "", m.recs.NotOwner(vmid, c.Node)
 	case c.Template:
 		return "", errs.Conflict("VM %d is already a template", vmid)
 	case m.status(vmid) != "stopped":
 		return "", errs.Conflict("VM %d is running; stop it first", vmid)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
-	return m.lockedTask(ctx, vmid, "template", "qmtemplate", user, func(ctx context.Context, l *task.Log) error {
-		o, err := m.get(vmid)
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "template", "qmtemplate", user, func(ctx context.Context, l *task.Log) error {
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -63,12 +63,12 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 			c.Disks[i].Volume = v.VolID
 			// Record each rename at once: a failure halfway leaves a config
 			// that still names every disk correctly.
-			if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config.Disks = c.Disks; return nil }); err != nil {
+			if _, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config.Disks = c.Disks; return nil }); err != nil {
 				return err
 			}
 		}
 		c.Template = true
-		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config.Template = true; r.Pending = nil; return nil }); err != nil {
+		if _, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error { r.Config.Template = true; r.Pending = nil; return nil }); err != nil {
 			return err
 		}
 		m.setIndex(ctx, c, "stopped")
@@ -81,18 +81,18 @@ func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, 
 // can (instant, sharing the base); everything else is copied in full.
 // Parallel clones of one template queue on its lock and all succeed.
 func (m *Manager) Clone(ctx context.Context, vmid int, in api.VMClone, user string) (int, string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return 0, "", err
 	}
 	src := o.Value.Config
 	switch {
 	case src.Node != m.node:
-		return 0, "", notOwner(vmid, src.Node)
+		return 0, "", m.recs.NotOwner(vmid, src.Node)
 	case !src.Template && m.status(vmid) != "stopped":
 		return 0, "", errs.Conflict("VM %d is running; clone it stopped, or make it a template", vmid)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return 0, "", err
 	}
 	newid := in.NewID
@@ -119,7 +119,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.VMClone, user stri
 	for i := range c.Nets {
 		c.Nets[i].MAC = newMAC()
 	}
-	op1, err := m.coll.PutOp(key(newid), record{Config: c, Lock: "clone"}, 0)
+	op1, err := m.recs.Coll.PutOp(key(newid), record{Config: c, Lock: "clone"}, 0)
 	if err != nil {
 		return 0, "", err
 	}
@@ -132,7 +132,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.VMClone, user stri
 	}
 	linked := src.Template && !in.Full
 	upid, err := m.tasks.Start(ctx, "qmclone", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		unlockSrc := m.lock(vmid)
+		unlockSrc := m.recs.Queue(vmid)
 		var made []string
 		for i, d := range src.Disks {
 			id, err := storage.ParseVolID(d.Volume)
@@ -167,7 +167,7 @@ func (m *Manager) Clone(ctx context.Context, vmid int, in api.VMClone, user stri
 			}
 		}
 		unlockSrc()
-		if _, err := m.coll.Update(ctx, key(newid), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
+		if _, err := m.recs.Coll.Update(ctx, key(newid), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
 			return err
 		}
 		l.Printf("VM %d cloned to %d", vmid, newid)

@@ -17,7 +17,7 @@ func (m *Manager) VNC(ctx context.Context, vmid int) (socket, password string, e
 	if p == nil {
 		return "", "", errs.Conflict("VM %d is not running", vmid)
 	}
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", "", err
 	}

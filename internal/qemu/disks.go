@@ -20,14 +20,14 @@ import (
 // diskOp validates a disk operation's target and runs fn as a task under
 // the VM's lock.
 func (m *Manager) diskOp(ctx context.Context, vmid, disk int, typ, user string, needStopped bool, fn func(ctx context.Context, c api.VMConfig, l *task.Log) error) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", notOwner(vmid, c.Node)
+		return "", m.recs.NotOwner(vmid, c.Node)
 	case c.Template:
 		return "", errs.Conflict("VM %d is a template: its disks are read-only", vmid)
 	case disk >= len(c.Disks):
@@ -35,11 +35,11 @@ func (m *Manager) diskOp(ctx context.Context, vmid, disk int, typ, user string, 
 	case needStopped && m.status(vmid) != "stopped":
 		return "", errs.Conflict("VM %d is running; stop it first", vmid)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
-	return m.lockedTask(ctx, vmid, "disk", typ, user, func(ctx context.Context, l *task.Log) error {
-		o, err := m.get(vmid)
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "disk", typ, user, func(ctx context.Context, l *task.Log) error {
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -109,7 +109,7 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 	if !slices.Contains(cfg.Content, api.ContentImages) {
 		return "", errs.Invalid("storage", "storage %s does not hold disk images", in.Storage)
 	}
-	if o, err := m.get(vmid); err == nil && disk < len(o.Value.Config.Disks) {
+	if o, err := m.recs.Get(vmid); err == nil && disk < len(o.Value.Config.Disks) {
 		if id, err := storage.ParseVolID(o.Value.Config.Disks[disk].Volume); err == nil && id.Storage == in.Storage &&
 			(in.Format == "" || strings.HasSuffix(id.Name, "."+in.Format)) {
 			return "", errs.Invalid("storage", "disk%d is already on %s in that format", disk, in.Storage)
@@ -158,7 +158,7 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 			m.stor.FreeVolumes(ctx, []string{dst.VolID}, l.Printf)
 			return err
 		}
-		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		if _, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Config.Disks[disk].Volume = dst.VolID
 			return nil
 		}); err != nil {
@@ -175,20 +175,20 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 
 // AttachDisk adds a disk to a stopped VM.
 func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach, user string, allowPath bool) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", notOwner(vmid, c.Node)
+		return "", m.recs.NotOwner(vmid, c.Node)
 	case c.Template:
 		return "", errs.Conflict("VM %d is a template", vmid)
 	case m.status(vmid) != "stopped" && in.Bus != "virtio":
 		return "", errs.Conflict("VM %d is running: only virtio disks can be added live", vmid)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	d := in.VMDisk
@@ -217,7 +217,7 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 		return "", err
 	}
 	return m.tasks.Start(ctx, "qmattach", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+		defer m.recs.Queue(vmid)()
 		if d.Volume == "" {
 			if src != "" {
 				v, err := m.importImage(ctx, vmid, d, src, l)
@@ -240,7 +240,7 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 				return err
 			}
 		}
-		_, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		_, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Config.Disks = append(r.Config.Disks, d)
 			return nil
 		})
@@ -285,7 +285,7 @@ func (m *Manager) importImage(ctx context.Context, vmid int, d api.VMDisk, src s
 // positions, so a disk in the middle waits for the VM to stop.
 func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, user string) (string, error) {
 	if m.status(vmid) != "stopped" {
-		o, err := m.get(vmid)
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return "", err
 		}
@@ -304,7 +304,7 @@ func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, use
 				return err
 			}
 		}
-		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		if _, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Config.Disks = slices.Delete(r.Config.Disks, disk, disk+1)
 			r.Config.Boot = slices.DeleteFunc(r.Config.Boot, func(b string) bool { return strings.HasPrefix(b, "disk") })
 			return nil
@@ -362,7 +362,7 @@ func filepathClean(p string) string { return filepath.Clean(p) }
 // node, then the device (into a free PCIe root port on q35).
 func (m *Manager) hotplugDisk(ctx context.Context, vmid, index int, d api.VMDisk, l *task.Log) error {
 	p := m.proc(vmid)
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return err
 	}

@@ -37,14 +37,13 @@ type Manager struct {
 	runDir string
 	log    *slog.Logger
 	st     *store.Store
-	coll   *store.Collection[record]
+	recs   *vmRecords
 	guests *guest.Registry
 	stor   *storage.Service
 	tasks  *task.Manager
 	kvm    func(context.Context) bool
 	net    NetPorts
 
-	locks   sync.Map // vmid -> *sync.Mutex: operations on one VM queue, never time out
 	mu      sync.Mutex
 	running map[int]*proc
 	closing bool
@@ -92,34 +91,11 @@ func NewManager(d Deps) (*Manager, error) {
 	if len(d.RunDir) > 80 {
 		return nil, fmt.Errorf("qemu run dir %s: too long for unix socket paths", d.RunDir)
 	}
-	return &Manager{node: d.Node, runDir: d.RunDir, log: d.Log, st: d.Store, coll: store.NewCollection[record](d.Store, "vms"),
+	return &Manager{node: d.Node, runDir: d.RunDir, log: d.Log, st: d.Store, recs: guest.NewRecords[record]("VM", "vms", d.Node, d.Store, d.Guests, d.Log),
 		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, net: d.Net, running: map[int]*proc{}}, nil
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
-
-// notOwner refuses an operation this node can't carry out: a VM's actions
-// run on its node (forwarding between nodes arrives with cluster join).
-func notOwner(vmid int, node string) error {
-	return errs.Conflict("VM %d belongs to node %s; send the request there", vmid, node)
-}
-
-// lock serialises every operation on one VM on this node. Callers wait as
-// long as the operation before them takes: parallel automation must queue,
-// not fail on a lock timeout.
-func (m *Manager) lock(vmid int) func() {
-	l, _ := m.locks.LoadOrStore(vmid, &sync.Mutex{})
-	l.(*sync.Mutex).Lock()
-	return l.(*sync.Mutex).Unlock
-}
-
-func (m *Manager) get(vmid int) (store.Object[record], error) {
-	o, err := m.coll.Get(key(vmid))
-	if err != nil {
-		return o, errs.NotFound("VM %d does not exist", vmid)
-	}
-	return o, nil
-}
 
 // status is this node's view of a VM's state.
 func (m *Manager) status(vmid int) string {
@@ -151,26 +127,20 @@ func (m *Manager) toAPI(o store.Object[record]) api.VM {
 	st := "unknown"
 	if o.Value.Config.Node == m.node {
 		st = m.status(o.Value.Config.VMID)
-	} else if g, err := m.guests.Guests.Get(key(o.Value.Config.VMID)); err == nil {
-		st = g.Value.Status
+	} else {
+		st = m.recs.IndexedStatus(o.Value.Config.VMID)
 	}
 	return api.VM{Config: o.Value.Config, Pending: o.Value.Pending, Lock: o.Value.Lock, Status: st, Digest: o.Digest}
 }
 
 // List returns every VM (node == "" for all nodes).
 func (m *Manager) List(node string) []api.VM {
-	out := []api.VM{}
-	for _, o := range m.coll.List() {
-		if node == "" || o.Value.Config.Node == node {
-			out = append(out, m.toAPI(o))
-		}
-	}
-	return out
+	return guest.ListAs(m.recs, node, m.toAPI)
 }
 
 // Get returns one VM.
 func (m *Manager) Get(vmid int) (api.VM, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return api.VM{}, err
 	}
@@ -178,26 +148,11 @@ func (m *Manager) Get(vmid int) (api.VM, error) {
 }
 
 // Owner returns the node a VM belongs to.
-func (m *Manager) Owner(vmid int) (string, error) {
-	o, err := m.get(vmid)
-	if err != nil {
-		return "", err
-	}
-	return o.Value.Config.Node, nil
-}
+func (m *Manager) Owner(vmid int) (string, error) { return m.recs.Owner(vmid) }
 
 // setIndex keeps the guest index (resource list, nextid) in step.
 func (m *Manager) setIndex(ctx context.Context, c api.VMConfig, status string) {
-	_, err := m.guests.Guests.Update(ctx, key(c.VMID), "", func(g *guest.Meta) error {
-		g.Name, g.Node, g.Template, g.Tags = c.Name, c.Node, c.Template, strings.Join(c.Tags, ",")
-		if status != "" {
-			g.Status = status
-		}
-		return nil
-	})
-	if err != nil {
-		m.log.Warn("guest index update failed", "vmid", c.VMID, "err", err)
-	}
+	m.recs.SetIndex(ctx, metaOf(c), status)
 }
 
 // Create validates the request, reserves the ID with a "create" lock, and
@@ -229,7 +184,7 @@ func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int
 	} else if c.VMID < guest.MinID {
 		return 0, "", errs.Invalid("vmid", "guest IDs start at %d", guest.MinID)
 	}
-	op1, err := m.coll.PutOp(key(c.VMID), record{Config: c, Lock: "create"}, 0)
+	op1, err := m.recs.Coll.PutOp(key(c.VMID), record{Config: c, Lock: "create"}, 0)
 	if err != nil {
 		return 0, "", err
 	}
@@ -241,13 +196,13 @@ func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int
 		return 0, "", err
 	}
 	upid, err := m.tasks.Start(ctx, "qmcreate", strconv.Itoa(c.VMID), user, func(tctx context.Context, l *task.Log) error {
-		unlock := m.lock(c.VMID)
+		unlock := m.recs.Queue(c.VMID)
 		defer unlock()
 		if err := m.createDisks(tctx, &c, l); err != nil {
 			m.removeRecord(c.VMID)
 			return err
 		}
-		if _, err := m.coll.Update(tctx, key(c.VMID), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
+		if _, err := m.recs.Coll.Update(tctx, key(c.VMID), "", func(r *record) error { r.Config, r.Lock = c, ""; return nil }); err != nil {
 			return err
 		}
 		l.Printf("VM %d created", c.VMID)
@@ -291,56 +246,10 @@ func (m *Manager) createDisks(ctx context.Context, c *api.VMConfig, l *task.Log)
 }
 
 func (m *Manager) removeRecord(vmid int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m.st.Apply(ctx, store.Op{Key: m.coll.Key(key(vmid)), Delete: true, Rev: -1}, store.Op{Key: m.guests.Guests.Key(key(vmid)), Delete: true, Rev: -1})
+	if err := m.recs.Remove(vmid); err != nil {
+		m.log.Error("removing VM record failed", "vmid", vmid, "err", err)
+	}
 	m.releaseNets(vmid)
-}
-
-// checkIdle refuses operations while another holds the VM's lock.
-func checkIdle(o store.Object[record]) error {
-	if o.Value.Lock != "" {
-		return errs.Conflict("VM %d is locked (%s)", o.Value.Config.VMID, o.Value.Lock)
-	}
-	return nil
-}
-
-// lockedTask runs fn as a task under a named lock recorded on the VM (the
-// config's "lock" field). While it is held, other operations on the VM fail
-// at once with 409 naming it, as Proxmox's locks do, instead of queueing
-// behind work that may take minutes. Taking the lock is a CAS on the
-// record, so two nodes or two requests can't both hold it.
-func (m *Manager) lockedTask(ctx context.Context, vmid int, lock, typ, user string, fn func(ctx context.Context, l *task.Log) error) (string, error) {
-	if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
-		if r.Lock != "" {
-			return errs.Conflict("VM %d is locked (%s)", vmid, r.Lock)
-		}
-		r.Lock = lock
-		return nil
-	}); err != nil {
-		return "", err
-	}
-	release := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
-			if r.Lock == lock {
-				r.Lock = ""
-			}
-			return nil
-		}); err != nil && !errors.Is(err, store.ErrNotFound) {
-			m.log.Error("releasing VM lock failed", "vmid", vmid, "lock", lock, "err", err)
-		}
-	}
-	id, err := m.tasks.Start(ctx, typ, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer release()
-		defer m.lock(vmid)()
-		return fn(ctx, l)
-	})
-	if err != nil {
-		release()
-	}
-	return id, err
 }
 
 // needsRestart lists the fields of u that a running VM can't take live.
@@ -355,16 +264,16 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 	if u.Revert && (restartFields(u) || u.Name != nil || u.Description != nil || u.Tags != nil || u.OnBoot != nil || u.Protection != nil) {
 		return api.VM{}, errs.Invalid("revert", "revert drops pending changes; send other changes separately")
 	}
-	defer m.lock(vmid)()
-	o, err := m.get(vmid)
+	defer m.recs.Queue(vmid)()
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return api.VM{}, err
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return api.VM{}, err
 	}
 	if o.Value.Config.Node != m.node {
-		return api.VM{}, notOwner(vmid, o.Value.Config.Node)
+		return api.VM{}, m.recs.NotOwner(vmid, o.Value.Config.Node)
 	}
 	running := m.status(vmid) != "stopped"
 	base := o.Value.Config
@@ -440,7 +349,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 		}
 		live, ifMatch = &l, ""
 	}
-	updated, err := m.coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
+	updated, err := m.recs.Coll.Update(ctx, key(vmid), ifMatch, func(r *record) error {
 		switch {
 		case u.Revert:
 			r.Pending = nil
@@ -472,24 +381,24 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 
 // Delete removes a stopped, unprotected VM and frees its disks, as a task.
 func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(context.Context, int) error) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	c := o.Value.Config
 	switch {
 	case c.Node != m.node:
-		return "", notOwner(vmid, c.Node)
+		return "", m.recs.NotOwner(vmid, c.Node)
 	case c.Protection:
 		return "", errs.Conflict("VM %d is protected; clear protection first", vmid)
 	case m.status(vmid) != "stopped":
 		return "", errs.Conflict("VM %d is running; stop it first", vmid)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	return m.tasks.Start(ctx, "qmdestroy", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+		defer m.recs.Queue(vmid)()
 		if m.status(vmid) != "stopped" {
 			return fmt.Errorf("VM %d was started meanwhile", vmid)
 		}
@@ -519,14 +428,14 @@ var vmPower = guest.Power{Kind: "VM", Running: []string{"stop", "shutdown", "reb
 
 // Action runs a power action as a task.
 func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd api.VMShutdown) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	if o.Value.Config.Node != m.node {
-		return "", notOwner(vmid, o.Value.Config.Node)
+		return "", m.recs.NotOwner(vmid, o.Value.Config.Node)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	st := m.status(vmid)
@@ -535,7 +444,7 @@ func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd 
 	}
 	typ := map[string]string{"start": "qmstart", "stop": "qmstop", "shutdown": "qmshutdown", "reboot": "qmreboot", "reset": "qmreset", "suspend": "qmsuspend", "resume": "qmresume"}[action]
 	return m.tasks.Start(ctx, typ, strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
-		defer m.lock(vmid)()
+		defer m.recs.Queue(vmid)()
 		switch action {
 		case "start":
 			return m.doStart(ctx, vmid, l)
@@ -587,7 +496,7 @@ func (m *Manager) start(ctx context.Context, vmid int, l *task.Log, loadvm strin
 	if m.proc(vmid) != nil {
 		return fmt.Errorf("VM %d is already running", vmid)
 	}
-	o, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+	o, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 		if r.Pending != nil {
 			r.Config, r.Pending = *r.Pending, nil
 		}
@@ -767,7 +676,7 @@ loop:
 	}
 	// The index first, then the running map: whoever sees "stopped" in
 	// the status also finds it in the resource list.
-	if o, err := m.coll.Get(key(vmid)); err == nil {
+	if o, err := m.recs.Coll.Get(key(vmid)); err == nil {
 		ictx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		m.setIndex(ictx, o.Value.Config, "stopped")
 		cancel()
@@ -788,7 +697,7 @@ loop:
 }
 
 func (m *Manager) refreshIndex(vmid int) {
-	o, err := m.coll.Get(key(vmid))
+	o, err := m.recs.Coll.Get(key(vmid))
 	if err != nil {
 		return
 	}
@@ -865,24 +774,25 @@ func (m *Manager) doShutdown(ctx context.Context, vmid int, sd api.VMShutdown, l
 // Reconcile finds this node's VMs that kept running while the daemon was
 // down and attaches to them; the rest are marked stopped.
 func (m *Manager) Reconcile(ctx context.Context) {
-	for _, o := range m.coll.List() {
+	for _, o := range m.recs.Coll.List() {
 		c := o.Value.Config
 		if c.Node != m.node {
 			continue
 		}
-		switch o.Value.Lock {
-		case "":
-		case "create":
+		switch guest.RecoverLock(o.Value.Lock) {
+		case guest.HalfMade:
 			// The create task died with the daemon: nothing usable was made.
 			m.log.Warn("removing VM left half-created by a crash", "vmid", c.VMID)
 			m.removeRecord(c.VMID)
 			continue
-		default:
+		case guest.Cleared:
 			// Its task was interrupted (and is marked so); the operations
 			// are written so that the config names what is on disk at
 			// every step, so the VM is usable again.
 			m.log.Warn("clearing the lock of an interrupted task", "vmid", c.VMID, "lock", o.Value.Lock)
-			m.coll.Update(ctx, key(c.VMID), "", func(r *record) error { r.Lock = ""; return nil })
+			if err := m.recs.ClearLock(ctx, c.VMID); err != nil {
+				m.log.Error("clearing lock failed", "vmid", c.VMID, "err", err)
+			}
 		}
 		if err := m.attach(ctx, c.VMID, c.UUID); err != nil {
 			m.setIndex(ctx, c, "stopped")
@@ -906,13 +816,13 @@ func (m *Manager) Close() {
 
 // SerialPath returns the serial console socket of a running VM.
 func (m *Manager) SerialPath(vmid int) (string, error) {
-	if _, err := m.get(vmid); err != nil {
+	if _, err := m.recs.Get(vmid); err != nil {
 		return "", err
 	}
 	if m.proc(vmid) == nil {
 		return "", errs.Conflict("VM %d is not running", vmid)
 	}
-	o, _ := m.get(vmid)
+	o, _ := m.recs.Get(vmid)
 	if !o.Value.Config.Serial && o.Value.Config.VGA != "serial0" {
 		return "", errs.Conflict("VM %d has no serial port", vmid)
 	}
@@ -929,7 +839,7 @@ func procStart(pid int) time.Time {
 
 // Status reports a VM's runtime state from QMP and /proc.
 func (m *Manager) Status(ctx context.Context, vmid int) (api.VMStatus, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return api.VMStatus{}, err
 	}

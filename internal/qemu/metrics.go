@@ -20,7 +20,7 @@ func (m *Manager) SampleGuests() []metrics.GuestRef {
 	m.mu.Unlock()
 	out := make([]metrics.GuestRef, 0, len(running))
 	for vmid, p := range running {
-		o, err := m.coll.Get(key(vmid))
+		o, err := m.recs.Coll.Get(key(vmid))
 		if err != nil {
 			continue
 		}

@@ -24,7 +24,7 @@ func (m *Manager) StartOnBoot(ctx context.Context, dataDir string) {
 		return
 	}
 	var ids []int
-	for _, o := range m.coll.List() {
+	for _, o := range m.recs.Coll.List() {
 		c := o.Value.Config
 		if c.Node == m.node && c.OnBoot && !c.Template && m.proc(c.VMID) == nil {
 			ids = append(ids, c.VMID)

@@ -58,7 +58,7 @@ func (m *Manager) ovmf(ctx context.Context, c *api.VMConfig, l *task.Log) (code,
 		err = os.WriteFile(vars, tmpl, 0o600)
 	}
 	if err == nil {
-		_, err = m.coll.Update(ctx, key(c.VMID), "", func(r *record) error { r.Config.EFIVars = v.VolID; return nil })
+		_, err = m.recs.Coll.Update(ctx, key(c.VMID), "", func(r *record) error { r.Config.EFIVars = v.VolID; return nil })
 	}
 	if err != nil {
 		m.stor.FreeVolumes(ctx, []string{v.VolID}, l.Printf)

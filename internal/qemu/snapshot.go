@@ -22,7 +22,7 @@ type snap struct {
 
 // Snapshots lists a VM's snapshot tree.
 func (m *Manager) Snapshots(vmid int) ([]api.VMSnapshot, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return nil, err
 	}
@@ -59,15 +59,15 @@ func (m *Manager) diskPools(ctx context.Context, c api.VMConfig) ([]storage.Pool
 // Snapshot takes a snapshot: of the disks when stopped (through the
 // storage), of disks and RAM when running (QMP snapshot-save; qcow2 disks).
 func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.VMSnapshotCreate, user string) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	c := o.Value.Config
 	if c.Node != m.node {
-		return "", notOwner(vmid, c.Node)
+		return "", m.recs.NotOwner(vmid, c.Node)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	for _, s := range o.Value.Snapshots {
@@ -78,8 +78,8 @@ func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.VMSnapshotCreat
 	if _, _, err := m.diskPools(ctx, c); err != nil {
 		return "", err
 	}
-	return m.lockedTask(ctx, vmid, "snapshot", "qmsnapshot", user, func(ctx context.Context, l *task.Log) error {
-		o, err := m.get(vmid)
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "snapshot", "qmsnapshot", user, func(ctx context.Context, l *task.Log) error {
+		o, err := m.recs.Get(vmid)
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func (m *Manager) Snapshot(ctx context.Context, vmid int, in api.VMSnapshotCreat
 				l.Printf("disk %d: snapshot %s taken", i, in.Name)
 			}
 		}
-		_, err = m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		_, err = m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Snapshots = append(r.Snapshots, s)
 			r.Current = in.Name
 			return nil
@@ -221,14 +221,14 @@ func (m *Manager) saveVM(ctx context.Context, vmid int, c api.VMConfig, name str
 // Rollback returns a VM to a snapshot. The VM is stopped first; a snapshot
 // with RAM is then resumed where it was taken (QEMU -loadvm).
 func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	if o.Value.Config.Node != m.node {
-		return "", notOwner(vmid, o.Value.Config.Node)
+		return "", m.recs.NotOwner(vmid, o.Value.Config.Node)
 	}
-	if err := checkIdle(o); err != nil {
+	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	i := slices.IndexFunc(o.Value.Snapshots, func(s snap) bool { return s.Name == name })
@@ -236,14 +236,14 @@ func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (st
 		return "", errs.NotFound("VM %d has no snapshot %s", vmid, name)
 	}
 	s := o.Value.Snapshots[i]
-	return m.lockedTask(ctx, vmid, "rollback", "qmrollback", user, func(ctx context.Context, l *task.Log) error {
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "rollback", "qmrollback", user, func(ctx context.Context, l *task.Log) error {
 		if m.proc(vmid) != nil {
 			l.Printf("stopping the VM for the rollback")
 			if err := m.doStop(ctx, vmid, l); err != nil {
 				return err
 			}
 		}
-		if _, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		if _, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Config, r.Pending, r.Current = s.Config, nil, name
 			return nil
 		}); err != nil {
@@ -268,19 +268,19 @@ func (m *Manager) Rollback(ctx context.Context, vmid int, name, user string) (st
 
 // DeleteSnapshot removes a snapshot; its children are re-parented.
 func (m *Manager) DeleteSnapshot(ctx context.Context, vmid int, name, user string) (string, error) {
-	o, err := m.get(vmid)
+	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
 	}
 	if o.Value.Config.Node != m.node {
-		return "", notOwner(vmid, o.Value.Config.Node)
+		return "", m.recs.NotOwner(vmid, o.Value.Config.Node)
 	}
 	i := slices.IndexFunc(o.Value.Snapshots, func(s snap) bool { return s.Name == name })
 	if i < 0 {
 		return "", errs.NotFound("VM %d has no snapshot %s", vmid, name)
 	}
 	s := o.Value.Snapshots[i]
-	return m.lockedTask(ctx, vmid, "snapshot-delete", "qmdelsnapshot", user, func(ctx context.Context, l *task.Log) error {
+	return m.recs.LockedTask(ctx, m.tasks, vmid, "snapshot-delete", "qmdelsnapshot", user, func(ctx context.Context, l *task.Log) error {
 		if p := m.proc(vmid); p != nil {
 			nodes, err := m.blockNodes(ctx, p)
 			if err != nil {
@@ -306,7 +306,7 @@ func (m *Manager) DeleteSnapshot(ctx context.Context, vmid int, name, user strin
 				}
 			}
 		}
-		_, err := m.coll.Update(ctx, key(vmid), "", func(r *record) error {
+		_, err := m.recs.Coll.Update(ctx, key(vmid), "", func(r *record) error {
 			r.Snapshots = slices.DeleteFunc(r.Snapshots, func(x snap) bool { return x.Name == name })
 			for j := range r.Snapshots {
 				if r.Snapshots[j].Parent == name {

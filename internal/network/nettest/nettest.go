@@ -19,6 +19,7 @@ import (
 
 	"github.com/corral-project/corral/internal/network"
 	"github.com/corral-project/corral/internal/store"
+	"github.com/corral-project/corral/internal/store/storetest"
 )
 
 var seq atomic.Int64
@@ -139,26 +140,7 @@ func MAC(t testing.TB, s string) net.HardwareAddr {
 }
 
 // Store opens a real single-member etcd store in a temp dir.
-func Store(t testing.TB) *store.Store {
-	t.Helper()
-	port := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s, err := store.Open(ctx, store.Config{Name: "n1", DataDir: t.TempDir(),
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", port()), PeerURL: fmt.Sprintf("http://127.0.0.1:%d", port())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func Store(t testing.TB) *store.Store { return storetest.Open(t) }
 
 // MoveIn moves link name from ns into guest, renames it, gives it cidr (if
 // not empty) and sets it up: what a container driver does with a veth end.
