@@ -178,7 +178,7 @@ func (l *lab) newNode(label string) (*node, error) {
 		lab: l, label: label, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "daemon.log"),
 		listen:   fmt.Sprintf("127.0.0.1:%d", apiPort),
 		url:      fmt.Sprintf("https://127.0.0.1:%d", apiPort),
-		peerURL:  fmt.Sprintf("http://127.0.0.1:%d", peerPort),
+		peerURL:  fmt.Sprintf("https://127.0.0.1:%d", peerPort),
 		password: l.password,
 	}
 	l.mu.Lock()

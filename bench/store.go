@@ -30,10 +30,11 @@ func openStore(ctx context.Context, n *node) (*store.Store, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	st, err := store.Open(ctx, store.Config{
-		Name:      nodeName,
-		DataDir:   n.dataDir,
-		ClientURL: "unix://" + filepath.Join(n.dataDir, "bench-store.sock"),
-		PeerURL:   n.peerURL,
+		Name:       nodeName,
+		DataDir:    n.dataDir,
+		ClientURL:  "unix://" + filepath.Join(n.dataDir, "bench-store.sock"),
+		PeerURL:    n.peerURL,
+		PeerSocket: filepath.Join(n.dataDir, "peer.sock"),
 		// etcd's own warnings arrive through this logger too.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

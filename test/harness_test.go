@@ -91,7 +91,7 @@ func StartNode(t testing.TB, extraEnv ...string) *Node {
 	n.URL = fmt.Sprintf("https://127.0.0.1:%d", port)
 	n.args = []string{"daemon", "--node", n.Name, "--data-dir", n.DataDir, "--socket", n.Socket,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
-		"--store-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	}
 	n.env = append([]string{"CORRAL_ADMIN_PASSWORD=" + n.Password}, extraEnv...)
 	n.Start()
 	t.Cleanup(func() {

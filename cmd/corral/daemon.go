@@ -74,7 +74,7 @@ and flags, in increasing precedence. SIGTERM shuts down cleanly.`,
 	f.StringVar(&fl.Socket, "socket", "", "local unix socket; empty disables (default /run/corral/corral.sock)")
 	f.StringVar(&fl.Address, "address", "", "this node's cluster address (default 127.0.0.1)")
 	f.StringVar(&fl.StoreClientURL, "store-client-url", "", "embedded etcd client URL (default unix://<data-dir>/store.sock)")
-	f.StringVar(&fl.StorePeerURL, "store-peer-url", "", "embedded etcd peer URL (default http://127.0.0.1:8008)")
+	f.StringVar(&fl.StorePeerURL, "store-peer-url", "", "the store peer URL other nodes dial (default https://<address>:8008)")
 	f.StringVar(&fl.LogLevel, "log-level", "", "debug, info, warn or error")
 	f.StringVar(&fl.LogFormat, "log-format", "", "text or json")
 	f.DurationVar(&fl.TicketLifetime, "ticket-lifetime", 0, "login ticket lifetime (default 2h)")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,7 +53,7 @@ func Defaults() Config {
 		Socket:          "/run/corral/corral.sock",
 		Address:         "127.0.0.1",
 		StoreClientURL:  "", // unix socket in the data dir, see Validate
-		StorePeerURL:    "http://127.0.0.1:8008",
+		StorePeerURL:    "", // https://<address>:8008, see Validate
 		TicketLifetime:  2 * time.Hour,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -111,6 +112,26 @@ func (c *Config) LoadEnv() error {
 	return nil
 }
 
+// DefaultPeerPort is the cluster channel's port on the node's address:
+// store peer traffic and forwarded API requests, both mutual TLS.
+const DefaultPeerPort = "8008"
+
+// checkPeerURL accepts https://<ip>:<port>: the URL other members dial.
+func checkPeerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("config: store_peer_url %q: %w", s, err)
+	}
+	if u.Scheme != "https" || u.Path != "" {
+		return fmt.Errorf("config: store_peer_url %q must be https://<ip>:<port> (peers speak mutual TLS)", s)
+	}
+	h, p, err := net.SplitHostPort(u.Host)
+	if err != nil || net.ParseIP(h) == nil || p == "" {
+		return fmt.Errorf("config: store_peer_url %q must be https://<ip>:<port>", s)
+	}
+	return nil
+}
+
 var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,62}$`)
 
 // Validate checks the configuration and makes paths absolute.
@@ -137,8 +158,17 @@ func (c *Config) Validate() error {
 		// the 0700 data dir keeps other local users out of the store.
 		c.StoreClientURL = "unix://" + filepath.Join(c.DataDir, "store.sock")
 	}
+	if !strings.HasPrefix(c.StoreClientURL, "unix://") {
+		return fmt.Errorf("config: store_client_url %q must be a unix:// socket (the store's client endpoint is for this daemon only)", c.StoreClientURL)
+	}
 	if net.ParseIP(c.Address) == nil {
 		return fmt.Errorf("config: address %q is not an IP address", c.Address)
+	}
+	if c.StorePeerURL == "" {
+		c.StorePeerURL = "https://" + net.JoinHostPort(c.Address, DefaultPeerPort)
+	}
+	if err := checkPeerURL(c.StorePeerURL); err != nil {
+		return err
 	}
 	if c.TicketLifetime < time.Minute || c.TicketLifetime > 7*24*time.Hour {
 		return fmt.Errorf("config: ticket_lifetime %s out of range (1m..168h)", c.TicketLifetime)

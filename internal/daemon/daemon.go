@@ -61,14 +61,36 @@ func Logger(c Config, w io.Writer) *slog.Logger {
 // down in order: stop taking requests, finish or fail tasks, close the store.
 // ready, when non-nil, is called once the API serves.
 func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, ready func()) error {
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if err := privateDataDir(c.DataDir, log); err != nil {
+		return err
 	}
 	log.Info("starting corral", "version", Version, "node", c.Node, "data_dir", c.DataDir)
 
 	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	st, err := store.Open(sctx, store.Config{Name: c.Node, DataDir: c.DataDir, ClientURL: c.StoreClientURL, PeerURL: c.StorePeerURL, Logger: log})
+	pkiDir := filepath.Join(c.DataDir, "pki")
+	hosts := []string{c.Node, "localhost", "127.0.0.1", "::1", c.Address}
+	if h, _, err := net.SplitHostPort(c.Listen); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+		hosts = append(hosts, h)
+	}
+	// A founding node makes its CA and node certificate before the store
+	// starts, so the store's peer side has a certificate from the start.
+	var preCA *cluster.CA
+	var err error
+	if !cluster.HasPKI(pkiDir) && !exists(filepath.Join(c.DataDir, "store")) {
+		if preCA, err = cluster.NewCA(c.Node); err != nil {
+			return err
+		}
+		if _, err := preCA.NodeCert(pkiDir, c.Node, hosts); err != nil {
+			return err
+		}
+	}
+	scfg := store.Config{Name: c.Node, DataDir: c.DataDir, ClientURL: c.StoreClientURL, PeerURL: c.StorePeerURL,
+		PeerSocket: filepath.Join(c.DataDir, "peer.sock"), Logger: log}
+	if cluster.HasPKI(pkiDir) {
+		scfg.PeerTLS = cluster.PKIFiles(pkiDir)
+	}
+	st, err := store.Open(sctx, scfg)
 	if err != nil {
 		return err
 	}
@@ -103,15 +125,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 		fmt.Fprintf(stdout, "\nNew cluster: user admin@corral, password %s\n(also written to %s)\n\n", generated, pwFile)
 	}
 
-	ca, err := cluster.EnsureCA(sctx, st, c.Node)
+	ca, err := cluster.EnsureCA(sctx, st, c.Node, preCA)
 	if err != nil {
 		return err
 	}
-	hosts := []string{c.Node, "localhost", "127.0.0.1", "::1", c.Address}
-	if h, _, err := net.SplitHostPort(c.Listen); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
-		hosts = append(hosts, h)
-	}
-	cert, err := ca.NodeCert(filepath.Join(c.DataDir, "pki"), c.Node, hosts)
+	cert, err := ca.NodeCert(pkiDir, c.Node, hosts)
 	if err != nil {
 		return err
 	}
@@ -261,6 +279,30 @@ func Run(ctx context.Context, c Config, log *slog.Logger, stdout io.Writer, read
 	stopRun()
 	log.Info("stopped")
 	return nil
+}
+
+// privateDataDir makes the data dir (store sockets, keys, guest runtime
+// files) reachable by its owner only, tightening a looser existing mode.
+func privateDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		log.Warn("data dir was reachable by other users; setting mode 0700", "dir", dir, "mode", fi.Mode().Perm().String())
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data dir mode: %w", err)
+		}
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // forgetDestroyedGuests drops the metric history of this node's guests

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -42,9 +43,37 @@ var (
 type Config struct {
 	Name      string // member name, the node name
 	DataDir   string // the store lives in DataDir/store
-	ClientURL string // e.g. http://127.0.0.1:8007
-	PeerURL   string // e.g. http://127.0.0.1:8008
-	Logger    *slog.Logger
+	ClientURL string // e.g. unix:///var/lib/corral/store.sock
+	// PeerURL is the URL other members dial (advertised), e.g.
+	// https://10.0.0.1:8008. With PeerSocket set the member itself listens
+	// only there, a unix socket in the 0700 data dir; the node's cluster
+	// channel (mutual TLS) carries peer traffic from the advertised address
+	// to it. Without PeerSocket the member listens on PeerURL itself.
+	PeerURL    string
+	PeerSocket string
+	// PeerTLS is the node certificate the member presents when it dials
+	// other members; empty on a node that never had one.
+	PeerTLS TLSFiles
+	// Join, when set, starts a new member of an existing cluster (etcd's
+	// initial-cluster-state "existing") instead of a new cluster, or a member
+	// that is already part of one.
+	Join *Join
+	// Ready runs after the member serves and before the cache loads: a
+	// joining learner waits there until it is promoted (a learner serves no
+	// linearizable reads).
+	Ready  func(ctx context.Context, e *embed.Etcd) error
+	Logger *slog.Logger
+}
+
+// TLSFiles names a certificate, its key and the CA that signs its peers.
+type TLSFiles struct{ CertFile, KeyFile, CAFile string }
+
+// Join describes the cluster a new member enters.
+type Join struct {
+	// InitialCluster is etcd's name=peerURL list of every member, this one
+	// included.
+	InitialCluster string
+	Token          string
 }
 
 // KV is one cached key.
@@ -127,9 +156,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		ec.AdvertiseClientUrls = []url.URL{adv}
 	}
 	ec.ListenPeerUrls = []url.URL{*pu}
+	if cfg.PeerSocket != "" {
+		// etcd takes a unix peer listener's path from the URL's host.
+		ec.ListenPeerUrls = []url.URL{{Scheme: "unix", Host: cfg.PeerSocket}}
+	}
 	ec.AdvertisePeerUrls = []url.URL{*pu}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
 	ec.InitialClusterToken = "corral"
+	if cfg.Join != nil {
+		ec.InitialCluster = cfg.Join.InitialCluster
+		ec.InitialClusterToken = cfg.Join.Token
+		ec.ClusterState = embed.ClusterStateFlagExisting
+	}
+	if cfg.PeerTLS.CertFile != "" {
+		ec.PeerTLSInfo.CertFile = cfg.PeerTLS.CertFile
+		ec.PeerTLSInfo.KeyFile = cfg.PeerTLS.KeyFile
+		ec.PeerTLSInfo.TrustedCAFile = cfg.PeerTLS.CAFile
+	}
+	ec.MaxLearners = 3
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newEtcdLogger(log))
 	ec.SnapshotCount = 10000
 	ec.AutoCompactionMode = "periodic"
@@ -152,6 +196,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	case <-time.After(60 * time.Second):
 		e.Close()
 		return nil, errors.New("store: etcd not ready after 60s")
+	}
+	// Only this daemon may connect to its member: the sockets live in the
+	// 0700 data dir, and are made owner-only as well.
+	for _, u := range append(ec.ListenClientUrls, ec.ListenPeerUrls...) {
+		if u.Scheme == "unix" {
+			if err := os.Chmod(u.Host+u.Path, 0o600); err != nil {
+				e.Close()
+				return nil, fmt.Errorf("store: socket mode: %w", err)
+			}
+		}
+	}
+	if cfg.Ready != nil {
+		if err := cfg.Ready(ctx, e); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	s := &Store{etcd: e, cli: v3client.New(e.Server), log: log, data: map[string]*KV{}, subs: map[int]chan Event{}}
 	s.cond = sync.NewCond(&s.mu)
