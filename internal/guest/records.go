@@ -23,6 +23,8 @@ type Record interface {
 	// LockName is the long operation holding the guest ("" when idle).
 	LockName() string
 	SetLockName(string)
+	// Protected guests can't be destroyed until protection is cleared.
+	Protected() bool
 }
 
 // Records is one guest kind's records in the store, with what every
@@ -101,6 +103,56 @@ func ListAs[T, R any, P interface {
 		out = append(out, f(o))
 	}
 	return out
+}
+
+// GetAs loads one guest converted by f.
+func GetAs[T, R any, P interface {
+	*R
+	Record
+}](r *Records[R, P], vmid int, f func(store.Object[R]) T) (T, error) {
+	o, err := r.Get(vmid)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return f(o), nil
+}
+
+// Status is a guest's state: asked of the driver (state) on its own node,
+// the last state its node indexed elsewhere.
+func (r *Records[R, P]) Status(o store.Object[R], state func(vmid int) string) string {
+	m := P(&o.Value).Meta()
+	if m.Node == r.Node {
+		return state(m.VMID)
+	}
+	return r.IndexedStatus(m.VMID)
+}
+
+// Want is what an operation needs of a guest before its task starts.
+type Want struct {
+	Stopped     bool // not running (nor paused or frozen)
+	NotTemplate bool
+	Unprotected bool
+}
+
+// Prepare is the preamble of every operation on a guest: it loads a guest
+// this node may operate on now (see Local) and checks want, with state the
+// driver's view of its runtime state.
+func (r *Records[R, P]) Prepare(vmid int, want Want, state func(vmid int) string) (store.Object[R], error) {
+	o, err := r.Local(vmid)
+	if err != nil {
+		return o, err
+	}
+	rec := P(&o.Value)
+	switch {
+	case want.Unprotected && rec.Protected():
+		return o, errs.Conflict("%s %d is protected; clear protection first", r.Kind, vmid)
+	case want.NotTemplate && rec.Meta().Template:
+		return o, errs.Conflict("%s %d is a template", r.Kind, vmid)
+	case want.Stopped && state(vmid) != "stopped":
+		return o, errs.Conflict("%s %d is running; stop it first", r.Kind, vmid)
+	}
+	return o, nil
 }
 
 // Owner returns the node a guest belongs to.

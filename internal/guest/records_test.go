@@ -23,6 +23,7 @@ type testRecord struct {
 func (r *testRecord) Meta() Meta           { return Meta{VMID: r.VMID, Node: r.Node, Type: "test"} }
 func (r *testRecord) LockName() string     { return r.Lock }
 func (r *testRecord) SetLockName(l string) { r.Lock = l }
+func (r *testRecord) Protected() bool      { return false }
 
 func newTestRecords(t *testing.T) *Records[testRecord, *testRecord] {
 	st := storetest.Open(t)

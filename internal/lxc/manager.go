@@ -158,13 +158,7 @@ func (m *Manager) initPID(vmid int) int {
 }
 
 func (m *Manager) toAPI(o store.Object[record]) api.CT {
-	st := "unknown"
-	if o.Value.Config.Node == m.node {
-		st = m.state(o.Value.Config.VMID)
-	} else {
-		st = m.recs.IndexedStatus(o.Value.Config.VMID)
-	}
-	return api.CT{Config: o.Value.Config, Pending: o.Value.Pending, Lock: o.Value.Lock, Status: st, Digest: o.Digest}
+	return api.CT{Config: o.Value.Config, Pending: o.Value.Pending, Lock: o.Value.Lock, Status: m.recs.Status(o, m.state), Digest: o.Digest}
 }
 
 // List returns every container (node == "" for all nodes).
@@ -173,13 +167,7 @@ func (m *Manager) List(node string) []api.CT {
 }
 
 // Get returns one container.
-func (m *Manager) Get(vmid int) (api.CT, error) {
-	o, err := m.recs.Get(vmid)
-	if err != nil {
-		return api.CT{}, err
-	}
-	return m.toAPI(o), nil
-}
+func (m *Manager) Get(vmid int) (api.CT, error) { return guest.GetAs(m.recs, vmid, m.toAPI) }
 
 // setIndex keeps the guest index in step.
 func (m *Manager) setIndex(ctx context.Context, c api.CTConfig, status string) {
@@ -494,20 +482,7 @@ func volumesOf(c api.CTConfig) []string {
 
 // Delete removes a stopped, unprotected container and frees its volumes.
 func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(context.Context, int) error) (string, error) {
-	o, err := m.recs.Get(vmid)
-	if err != nil {
-		return "", err
-	}
-	c := o.Value.Config
-	switch {
-	case c.Node != m.node:
-		return "", m.recs.NotOwner(vmid, c.Node)
-	case c.Protection:
-		return "", errs.Conflict("container %d is protected; clear protection first", vmid)
-	case m.state(vmid) != "stopped":
-		return "", errs.Conflict("container %d is running; stop it first", vmid)
-	}
-	if err := m.recs.CheckIdle(o); err != nil {
+	if _, err := m.recs.Prepare(vmid, guest.Want{Stopped: true, Unprotected: true}, m.state); err != nil {
 		return "", err
 	}
 	return m.tasks.Start(ctx, "vzdestroy", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
@@ -538,14 +513,8 @@ var ctPower = guest.Power{Kind: "container", Running: []string{"stop", "shutdown
 
 // Action runs a power action as a task.
 func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd api.CTShutdown) (string, error) {
-	o, err := m.recs.Get(vmid)
+	o, err := m.recs.Local(vmid)
 	if err != nil {
-		return "", err
-	}
-	if o.Value.Config.Node != m.node {
-		return "", m.recs.NotOwner(vmid, o.Value.Config.Node)
-	}
-	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	st := m.state(vmid)

@@ -18,20 +18,7 @@ import (
 // Template turns a stopped VM into a read-only template: its disks become
 // base volumes that linked clones share.
 func (m *Manager) Template(ctx context.Context, vmid int, user string) (string, error) {
-	o, err := m.recs.Get(vmid)
-	if err != nil {
-		return "", err
-	}
-	c := o.Value.Config
-	switch {
-	case c.Node != m.node:
-		return "", m.recs.NotOwner(vmid, c.Node)
-	case c.Template:
-		return "", errs.Conflict("VM %d is already a template", vmid)
-	case m.status(vmid) != "stopped":
-		return "", errs.Conflict("VM %d is running; stop it first", vmid)
-	}
-	if err := m.recs.CheckIdle(o); err != nil {
+	if _, err := m.recs.Prepare(vmid, guest.Want{Stopped: true, NotTemplate: true}, m.status); err != nil {
 		return "", err
 	}
 	return m.recs.LockedTask(ctx, m.tasks, vmid, "template", "qmtemplate", user, func(ctx context.Context, l *task.Log) error {

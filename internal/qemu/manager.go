@@ -124,13 +124,7 @@ func (m *Manager) status(vmid int) string {
 }
 
 func (m *Manager) toAPI(o store.Object[record]) api.VM {
-	st := "unknown"
-	if o.Value.Config.Node == m.node {
-		st = m.status(o.Value.Config.VMID)
-	} else {
-		st = m.recs.IndexedStatus(o.Value.Config.VMID)
-	}
-	return api.VM{Config: o.Value.Config, Pending: o.Value.Pending, Lock: o.Value.Lock, Status: st, Digest: o.Digest}
+	return api.VM{Config: o.Value.Config, Pending: o.Value.Pending, Lock: o.Value.Lock, Status: m.recs.Status(o, m.status), Digest: o.Digest}
 }
 
 // List returns every VM (node == "" for all nodes).
@@ -139,13 +133,7 @@ func (m *Manager) List(node string) []api.VM {
 }
 
 // Get returns one VM.
-func (m *Manager) Get(vmid int) (api.VM, error) {
-	o, err := m.recs.Get(vmid)
-	if err != nil {
-		return api.VM{}, err
-	}
-	return m.toAPI(o), nil
-}
+func (m *Manager) Get(vmid int) (api.VM, error) { return guest.GetAs(m.recs, vmid, m.toAPI) }
 
 // Owner returns the node a VM belongs to.
 func (m *Manager) Owner(vmid int) (string, error) { return m.recs.Owner(vmid) }
@@ -381,22 +369,11 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 
 // Delete removes a stopped, unprotected VM and frees its disks, as a task.
 func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(context.Context, int) error) (string, error) {
-	o, err := m.recs.Get(vmid)
+	o, err := m.recs.Prepare(vmid, guest.Want{Stopped: true, Unprotected: true}, m.status)
 	if err != nil {
 		return "", err
 	}
 	c := o.Value.Config
-	switch {
-	case c.Node != m.node:
-		return "", m.recs.NotOwner(vmid, c.Node)
-	case c.Protection:
-		return "", errs.Conflict("VM %d is protected; clear protection first", vmid)
-	case m.status(vmid) != "stopped":
-		return "", errs.Conflict("VM %d is running; stop it first", vmid)
-	}
-	if err := m.recs.CheckIdle(o); err != nil {
-		return "", err
-	}
 	return m.tasks.Start(ctx, "qmdestroy", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
 		defer m.recs.Queue(vmid)()
 		if m.status(vmid) != "stopped" {
@@ -428,14 +405,8 @@ var vmPower = guest.Power{Kind: "VM", Running: []string{"stop", "shutdown", "reb
 
 // Action runs a power action as a task.
 func (m *Manager) Action(ctx context.Context, vmid int, action, user string, sd api.VMShutdown) (string, error) {
-	o, err := m.recs.Get(vmid)
+	o, err := m.recs.Local(vmid)
 	if err != nil {
-		return "", err
-	}
-	if o.Value.Config.Node != m.node {
-		return "", m.recs.NotOwner(vmid, o.Value.Config.Node)
-	}
-	if err := m.recs.CheckIdle(o); err != nil {
 		return "", err
 	}
 	st := m.status(vmid)
