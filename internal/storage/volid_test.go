@@ -96,7 +96,7 @@ func TestVolIDOwnerAndContent(t *testing.T) {
 		{"local:102/subvol-102-disk-0", 102, "rootdir"},
 		{"local:102/basevol-102-disk-0", 102, "rootdir"},
 		{"local:101/vm-102-disk-0.raw", 102, "images"}, // the name's owner, as the pools list it
-		{"local:102/odd.raw", 102, "images"},            // a file in a guest's folder is the guest's
+		{"local:102/odd.raw", 102, "images"},           // a file in a guest's folder is the guest's
 		{"local:iso/vm-102-disk-0.iso", 0, "iso"},      // file folders belong to no guest
 		{"local:vztmpl/debian.tar.zst", 0, "vztmpl"},
 		{"local:backup/x.tar", 0, "backup"},
