@@ -165,11 +165,11 @@ func TestCrossTenantContainerVolume(t *testing.T) {
 	}
 }
 
-// TestNICsNeedSDNUseAndValidMACs: putting a NIC on a host bridge or a vnet
-// needs SDN.Use on its /sdn/zones path, for VMs and containers, and only
-// for NICs that change (finding 6); MACs are unicast, not zero and unique
-// across the cluster's VMs and containers (finding 7).
-func TestNICsNeedSDNUseAndValidMACs(t *testing.T) {
+// sdnNode starts a daemon whose network layer runs in a namespace of the
+// test's own, with host bridge vmbr0 and vnet lan in zone lab, VM 101
+// without NICs and VM 102 with one NIC of MAC bobMAC on vmbr0.
+func sdnNode(t *testing.T) (*Node, *client.Client) {
+	t.Helper()
 	nettest.Root(t)
 	h := nettest.NS(t, "s")
 	n := StartNode(t, "CORRAL_NETNS="+h.Name)
@@ -192,22 +192,39 @@ func TestNICsNeedSDNUseAndValidMACs(t *testing.T) {
 		}
 	}
 	waitFor(t, "vnet bridge", func() bool { _, err := h.H.LinkByName("lan"); return err == nil })
-	cr, err := createVM(t, admin, api.VMCreate{VMID: 101, Memory: 64})
-	if err != nil {
+	for _, in := range []api.VMCreate{{VMID: 101, Memory: 64}, {VMID: 102, Memory: 64, Nets: []api.VMNet{{Model: "virtio", Bridge: "vmbr0", MAC: bobMAC}}}} {
+		cr, err := createVM(t, admin, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitOK(t, admin, cr.Task)
+	}
+	return n, admin
+}
+
+const bobMAC = "02:00:00:00:01:02"
+
+func setNets(c *client.Client, nets ...api.VMNet) error {
+	_, err := c.Do(bg, "PUT", "/vms/101/config", nil, map[string]any{"nets": nets}, nil)
+	return err
+}
+
+// dummyTemplate uploads a file a container create can name as its
+// template: requests refused at validation never unpack it.
+func dummyTemplate(t *testing.T, n *Node, admin *client.Client) string {
+	t.Helper()
+	if _, err := admin.Upload(bg, n.Name, "local", api.ContentVZTmpl, "dummy.tar.gz", strings.NewReader("x"), 1, "", false); err != nil {
 		t.Fatal(err)
 	}
-	waitOK(t, admin, cr.Task)
-	const bobMAC = "02:00:00:00:01:02"
-	cr, err = createVM(t, admin, api.VMCreate{VMID: 102, Memory: 64, Nets: []api.VMNet{{Model: "virtio", Bridge: "vmbr0", MAC: bobMAC}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitOK(t, admin, cr.Task)
+	return "local:vztmpl/dummy.tar.gz"
+}
+
+// TestNICsNeedSDNUse: putting a NIC on a host bridge or a vnet needs
+// SDN.Use on its /sdn/zones path, for VMs and containers, and only for
+// NICs that change (issue 13, finding 6).
+func TestNICsNeedSDNUse(t *testing.T) {
+	n, admin := sdnNode(t)
 	alice, _ := tenants(t, n, admin)
-	setNets := func(c *client.Client, nets ...api.VMNet) error {
-		_, err := c.Do(bg, "PUT", "/vms/101/config", nil, map[string]any{"nets": nets}, nil)
-		return err
-	}
 	want403(t, "NIC on a host bridge without SDN.Use", setNets(alice, api.VMNet{Model: "virtio", Bridge: "vmbr0"}))
 	want403(t, "NIC on a vnet without SDN.Use", setNets(alice, api.VMNet{Model: "virtio", Bridge: "lan"}))
 	if got := vmConfig(t, admin, 101); len(got.Nets) != 0 {
@@ -231,50 +248,67 @@ func TestNICsNeedSDNUseAndValidMACs(t *testing.T) {
 	if err := setNets(alice, mine); err != nil {
 		t.Fatalf("changing the rate of a NIC already on vmbr0: %v", err)
 	}
-
-	// MACs, for the caller who may use the bridge.
-	if _, err := admin.UpdateACL(bg, api.ACLUpdate{Entries: []api.ACLEntry{bridgeACL}}); err != nil {
+	// The vnet's grant is on its zone's path.
+	if _, err := admin.UpdateACL(bg, api.ACLUpdate{Entries: []api.ACLEntry{{Path: "/sdn/zones/lab", User: "alice@corral", Role: "SDNUser", Propagate: true}}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
+	if err := setNets(alice, mine, api.VMNet{Model: "virtio", Bridge: "lan"}); err != nil {
+		t.Fatalf("NIC on lan with SDN.Use on /sdn/zones/lab: %v", err)
+	}
+
+	// Containers: the same rule, from the same guest core.
+	if why := lxcMissing(); why != "" {
+		t.Log("SKIP containers: " + why)
+		return
+	}
+	tmpl := dummyTemplate(t, n, admin)
+	if _, err := admin.UpdateACL(bg, api.ACLUpdate{Entries: []api.ACLEntry{{Path: "/vms", User: "alice@corral", Role: "VMAdmin"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := alice.CreateContainer(bg, api.CTCreate{VMID: 103, OSTemplate: tmpl, Nets: []api.CTNet{{Name: "eth0", Bridge: "vmbr0"}}})
+	want403(t, "container NIC on a host bridge without SDN.Use", err)
+	if _, err := admin.Container(bg, 103); client.StatusOf(err) != 404 {
+		t.Errorf("a refused container exists: %v", err)
+	}
+}
+
+// TestGuestMACs: NIC MACs are unicast, not zero, once per guest and unique
+// across the cluster's VMs and containers (issue 13, finding 7).
+func TestGuestMACs(t *testing.T) {
+	n, admin := sdnNode(t)
+	cases := []struct {
 		name string
 		nets []api.VMNet
 	}{
 		{"broadcast", []api.VMNet{{Model: "virtio", Bridge: "vmbr0", MAC: "FF:FF:FF:FF:FF:FF"}}},
 		{"multicast", []api.VMNet{{Model: "virtio", Bridge: "vmbr0", MAC: "01:00:5E:00:00:01"}}},
 		{"zero", []api.VMNet{{Model: "virtio", Bridge: "vmbr0", MAC: "00:00:00:00:00:00"}}},
-		{"twice in the VM", []api.VMNet{mine, {Model: "virtio", Bridge: "vmbr0", MAC: strings.ToLower(mine.MAC)}}},
+		{"twice in the VM", []api.VMNet{{Model: "virtio", Bridge: "vmbr0", MAC: "02:00:00:00:01:09"}, {Model: "virtio", Bridge: "lan", MAC: "02:00:00:00:01:09"}}},
 		{"another VM's", []api.VMNet{{Model: "virtio", Bridge: "vmbr0", MAC: bobMAC}}},
-	} {
-		err := setNets(alice, tc.nets...)
+	}
+	for _, tc := range cases {
+		err := setNets(admin, tc.nets...)
 		if client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "nets[") {
 			t.Errorf("%s MAC: %v, want 422 naming the NIC", tc.name, err)
 		}
+		if _, err := createVM(t, admin, api.VMCreate{VMID: 104, Memory: 64, Nets: tc.nets}); client.StatusOf(err) != 422 {
+			t.Errorf("create with %s MAC: %v, want 422", tc.name, err)
+		}
 	}
-	if got := vmConfig(t, admin, 101).Nets; len(got) != 1 || got[0].MAC != mine.MAC {
+	if got := vmConfig(t, admin, 101).Nets; len(got) != 0 {
 		t.Errorf("refused MACs were written: %+v", got)
 	}
-
-	// Containers: the same SDN rule and the same cluster-wide MAC check.
+	if err := setNets(admin, api.VMNet{Model: "virtio", Bridge: "vmbr0", MAC: "02:00:00:00:01:01"}); err != nil {
+		t.Fatalf("a good MAC: %v", err)
+	}
+	// A container can't take a VM's MAC (nor the other way round).
 	if why := lxcMissing(); why != "" {
 		t.Log("SKIP containers: " + why)
 		return
 	}
-	if _, err := admin.Upload(bg, n.Name, "local", api.ContentVZTmpl, "dummy.tar.gz", strings.NewReader("x"), 1, "", false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.UpdateACL(bg, api.ACLUpdate{Entries: []api.ACLEntry{{Path: "/vms", User: "alice@corral", Role: "VMAdmin"}}}); err != nil {
-		t.Fatal(err)
-	}
-	ct := func(c *client.Client, net api.CTNet) error {
-		_, err := c.CreateContainer(bg, api.CTCreate{VMID: 103, OSTemplate: "local:vztmpl/dummy.tar.gz", Nets: []api.CTNet{net}})
-		return err
-	}
-	want403(t, "container NIC on a vnet without SDN.Use", ct(alice, api.CTNet{Name: "eth0", Bridge: "lan"}))
-	if err := ct(alice, api.CTNet{Name: "eth0", Bridge: "vmbr0", HWAddr: bobMAC}); client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "nets[0].hwaddr") {
+	tmpl := dummyTemplate(t, n, admin)
+	_, err := admin.CreateContainer(bg, api.CTCreate{VMID: 103, OSTemplate: tmpl, Nets: []api.CTNet{{Name: "eth0", Bridge: "vmbr0", HWAddr: bobMAC}}})
+	if client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "nets[0].hwaddr") {
 		t.Errorf("container with VM 102's MAC: %v, want 422 naming nets[0].hwaddr", err)
-	}
-	if _, err := admin.Container(bg, 103); client.StatusOf(err) != 404 {
-		t.Errorf("a refused container exists: %v", err)
 	}
 }
