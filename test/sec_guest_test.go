@@ -3,8 +3,11 @@ package test
 import (
 	"fmt"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/client"
@@ -310,5 +313,41 @@ func TestGuestMACs(t *testing.T) {
 	_, err := admin.CreateContainer(bg, api.CTCreate{VMID: 103, OSTemplate: tmpl, Nets: []api.CTNet{{Name: "eth0", Bridge: "vmbr0", HWAddr: bobMAC}}})
 	if client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "nets[0].hwaddr") {
 		t.Errorf("container with VM 102's MAC: %v, want 422 naming nets[0].hwaddr", err)
+	}
+}
+
+// TestLockedVolumeIs409: snapshotting or growing a volume a running QEMU
+// holds locked is a 409 saying so, not a 500 with qemu-img's message
+// (issue 13, finding 11). qemu-io holds the lock as a running VM would.
+func TestLockedVolumeIs409(t *testing.T) {
+	if _, err := exec.LookPath("qemu-io"); err != nil {
+		t.Skip("SKIP reason: qemu-io is not installed")
+	}
+	n := StartNode(t)
+	admin := n.Admin()
+	cr, err := createVM(t, admin, api.VMCreate{VMID: 102, Memory: 64, Disks: []api.VMDisk{{Bus: "virtio", Storage: "local", Size: "64M", Format: "qcow2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOK(t, admin, cr.Task)
+	name := "102/vm-102-disk-0.qcow2"
+	holder := exec.Command("qemu-io", "-f", "qcow2", filepath.Join(n.DataDir, "storage", "images", name), "-c", "sleep 30000")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := admin.SnapshotVolume(bg, n.Name, "local", name, "s1")
+		if client.StatusOf(err) == 409 && strings.Contains(err.Error(), "in use") {
+			break
+		}
+		if err == nil || time.Now().After(deadline) {
+			t.Fatalf("snapshot of a locked volume: %v, want 409 saying it is in use", err)
+		}
+		time.Sleep(100 * time.Millisecond) // qemu-io has not taken the lock yet
+	}
+	if _, err := admin.ResizeVolume(bg, n.Name, "local", name, "+1M"); client.StatusOf(err) != 409 {
+		t.Errorf("resize of a locked volume: %v, want 409", err)
 	}
 }
