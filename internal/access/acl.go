@@ -12,7 +12,8 @@ var segRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@!-]{0,127}$`)
 
 // aclRoots are the first segments an ACL path may start with.
 var aclRoots = map[string]int{ // value: max depth below the root segment
-	"nodes": 1, "vms": 1, "storage": 1, "pools": 1, "sdn": 2, "access": 2, "mapping": 2,
+	// sdn: /sdn/zones/<zone>/<vnet or bridge>, the paths SDN.Use is checked on.
+	"nodes": 1, "vms": 1, "storage": 1, "pools": 1, "sdn": 3, "access": 2, "mapping": 2,
 }
 
 // ValidatePath checks that p is a well-formed ACL path and returns it

@@ -84,6 +84,8 @@ func TestValidatePath(t *testing.T) {
 		{"vms", "", false},
 		{"/bogus/1", "", false},
 		{"/vms/1/2", "", false},
+		{"/sdn/zones/localnetwork/vmbr0", "/sdn/zones/localnetwork/vmbr0", true},
+		{"/sdn/zones/z1/v1/x", "", false},
 		{"/vms/../x", "", false},
 		{"/vms/a b", "", false},
 	}

@@ -78,6 +78,9 @@ var builtinRoles = map[string][]string{
 	"SysAdmin":        privsWithPrefix("Sys."),
 	"PoolAdmin":       {"Pool.Allocate", "Pool.Audit"},
 	"PoolUser":        {"Pool.Audit"},
+	// SDNUser puts NICs on the bridges and vnets it is granted on:
+	// /sdn/zones/<zone>/<vnet>, host bridges /sdn/zones/localnetwork/<bridge>.
+	"SDNUser": {"SDN.Audit", "SDN.Use"},
 }
 
 // BuiltinRoles returns the names of the built-in roles, sorted.

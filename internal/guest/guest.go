@@ -47,6 +47,7 @@ type Registry struct {
 	st       *store.Store
 	Guests   *store.Collection[Meta]
 	reserved *store.Collection[reservation]
+	macs     macs
 }
 
 // NewRegistry returns the guest index over st.

@@ -7,7 +7,6 @@ package lxc
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net"
 	"path"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/storage"
 )
 
@@ -56,13 +56,8 @@ func applyDefaults(c *api.CTConfig) {
 	}
 }
 
-// newMAC returns a random locally administered unicast MAC.
-func newMAC() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	b[0] = b[0]&0xfe | 0x02
-	return fmt.Sprintf("%02X:%02X:%02X:%02X:%02X:%02X", b[0], b[1], b[2], b[3], b[4], b[5])
-}
+// newMAC is the guest core's random unicast MAC.
+var newMAC = guest.NewMAC
 
 var (
 	labelRe  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
@@ -108,7 +103,22 @@ func validMountPath(p string) error {
 
 // validate checks what the schema can't. admin says whether the caller may
 // use host bind mounts; creating allows storage+size volumes to allocate.
-func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin bool) error {
+// References the container's configs in old already have (volumes,
+// bridges) are not authorized again; new ones are, with auth's privileges
+// (the rules of internal/guest, shared with VMs).
+func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin bool, auth guest.Authorizer, old ...*api.CTConfig) error {
+	known := map[string]bool{}
+	for _, o := range old {
+		if o == nil {
+			continue
+		}
+		for _, mp := range o.Mountpoints {
+			known[mp.Volume] = true
+		}
+		for _, n := range o.Nets {
+			known["net:"+n.Bridge] = true
+		}
+	}
 	if !validHostname(c.Hostname) {
 		return errs.Invalid("hostname", "%q is not a valid host name (letters, digits, hyphens; dot-separated labels)", c.Hostname)
 	}
@@ -169,14 +179,15 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 				return err
 			}
 		default:
+			// Another guest's volume (its root filesystem, say) is
+			// for this container to mount only with rights on that guest.
+			if !known[mp.Volume] {
+				if err := guest.CheckVolume(auth, c.VMID, f("volume"), mp.Volume, guest.UseDisk); err != nil {
+					return err
+				}
+			}
 			if _, err := m.volumePath(ctx, mp.Volume, api.ContentRootdir); err != nil {
 				return errs.Invalid(f("volume"), "%v", err)
-			}
-			// Another guest's volume (its root filesystem, say) is not
-			// for this container to mount.
-			id, _ := storage.ParseVolID(mp.Volume)
-			if owner := storage.VMIDFromName(path.Base(id.Name)); owner != c.VMID {
-				return errs.Invalid(f("volume"), "%s belongs to guest %d, not to container %d", mp.Volume, owner, c.VMID)
 			}
 		}
 		if mp.Size != "" {
@@ -185,7 +196,8 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 			}
 		}
 	}
-	seenName, seenMAC := map[string]bool{}, map[string]bool{}
+	seenName := map[string]bool{}
+	macs := make([]*string, len(c.Nets))
 	for i, n := range c.Nets {
 		f := func(k string) string { return fmt.Sprintf("nets[%d].%s", i, k) }
 		if !ifnameRe.MatchString(n.Name) {
@@ -195,22 +207,18 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 			return errs.Invalid(f("name"), "%s is used twice", n.Name)
 		}
 		seenName[n.Name] = true
-		mac, err := net.ParseMAC(n.HWAddr)
-		if err != nil || len(mac) != 6 {
-			return errs.Invalid(f("hwaddr"), "not a MAC address")
-		}
-		if mac[0]&1 == 1 {
-			return errs.Invalid(f("hwaddr"), "a multicast MAC can't be an interface's address")
-		}
-		if seenMAC[strings.ToUpper(n.HWAddr)] {
-			return errs.Invalid(f("hwaddr"), "%s is used twice", n.HWAddr)
-		}
-		seenMAC[strings.ToUpper(n.HWAddr)] = true
-		if err := m.macInUse(c.VMID, n.HWAddr); err != nil {
-			return errs.Invalid(f("hwaddr"), "%v", err)
-		}
+		macs[i] = &c.Nets[i].HWAddr
 		if n.Bridge != "" && !bridgeRe.MatchString(n.Bridge) {
 			return errs.Invalid(f("bridge"), "not a bridge name")
+		}
+		if n.Bridge != "" && !known["net:"+n.Bridge] {
+			sdn := guest.SDNPath("", n.Bridge)
+			if m.net != nil {
+				sdn = m.net.SDNPath(n.Bridge)
+			}
+			if err := guest.CheckSDN(auth, f("bridge"), sdn); err != nil {
+				return err
+			}
 		}
 		if n.IP != "" && n.IP != "dhcp" {
 			ip, _, err := net.ParseCIDR(n.IP)
@@ -252,6 +260,9 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 			return errs.Invalid(f("firewall"), "the firewall needs the network layer, which this node does not run")
 		}
 	}
+	if err := m.guests.CheckMACs(c.VMID, macs, func(i int) string { return fmt.Sprintf("nets[%d].hwaddr", i) }); err != nil {
+		return err
+	}
 	for i, ns := range c.Nameserver {
 		if net.ParseIP(ns) == nil {
 			return errs.Invalid(fmt.Sprintf("nameserver[%d]", i), "not an IP address")
@@ -265,19 +276,20 @@ func (m *Manager) validate(ctx context.Context, c *api.CTConfig, creating, admin
 	return nil
 }
 
-// macInUse refuses a MAC another guest on the cluster already has.
-func (m *Manager) macInUse(vmid int, mac string) error {
+// macs reports every container NIC's MAC, current and pending,
+// cluster-wide (the guest core's duplicate check covers VMs and
+// containers together).
+func (m *Manager) macs(yield func(vmid int, kind, mac string)) {
 	for _, o := range m.recs.Coll.List() {
-		if o.Value.Config.VMID == vmid {
-			continue
-		}
-		for _, n := range o.Value.Config.Nets {
-			if strings.EqualFold(n.HWAddr, mac) {
-				return fmt.Errorf("%s is already used by container %d", mac, o.Value.Config.VMID)
+		for _, c := range []*api.CTConfig{&o.Value.Config, o.Value.Pending} {
+			if c == nil {
+				continue
+			}
+			for _, n := range c.Nets {
+				yield(o.Value.Config.VMID, "container", n.HWAddr)
 			}
 		}
 	}
-	return nil
 }
 
 // checkAllocPool checks that a pool exists and holds container volumes.

@@ -72,6 +72,7 @@ type Deps struct {
 // starts, whose guest end LXC moves in, removed when the container stops.
 type NetPorts interface {
 	CheckNIC(bridge string, tag int) (field, problem string)
+	SDNPath(bridge string) string // the ACL path guarding a bridge or vnet (guest.SDNPath)
 	PlugCT(ctx context.Context, vmid, nic int, n api.CTNet) (guestEnd string, err error)
 	PlugCTAll(ctx context.Context, vmid int, nets []api.CTNet) (guestEnds []string, err error) // one firewall apply for all
 	UnplugGuest(ctx context.Context, vmid int) error
@@ -91,9 +92,11 @@ func NewManager(d Deps) (*Manager, error) {
 	if d.ImageServer == "" {
 		d.ImageServer = DefaultImageServer
 	}
-	return &Manager{imageServer: d.ImageServer, node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
+	m := &Manager{imageServer: d.ImageServer, node: d.Node, lxcPath: d.LXCPath, cgTag: cgroupTag(d.LXCPath), idmap: DefaultIDMap, log: d.Log, st: d.Store,
 		recs: guest.NewRecords[record]("container", "containers", d.Node, d.Store, d.Guests, d.Log), guests: d.Guests, stor: d.Storage, tasks: d.Tasks, net: d.Net,
-		watched: map[int]bool{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}, nil
+		watched: map[int]bool{}, cpuPrev: map[int][2]float64{}, sessions: map[string]execSession{}}
+	d.Guests.AddMACs(m.macs)
+	return m, nil
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
@@ -187,7 +190,8 @@ func (m *Manager) refreshIndex(vmid int) {
 // CreateOptions are the caller's rights that decide what a create may do.
 type CreateOptions struct {
 	User  string
-	Admin bool // may bind-mount host paths
+	Admin bool             // may bind-mount host paths
+	Auth  guest.Authorizer // the caller's privileges, for other guests' volumes and bridges
 }
 
 // Create validates the request, reserves the ID with a "create" lock and
@@ -226,7 +230,7 @@ func (m *Manager) Create(ctx context.Context, in api.CTCreate, o CreateOptions) 
 	}
 	hostDefault := c.Hostname == ""
 	applyDefaults(&c)
-	if err := m.validate(ctx, &c, true, o.Admin); err != nil {
+	if err := m.validate(ctx, &c, true, o.Admin, o.Auth); err != nil {
 		return 0, "", err
 	}
 	if c.VMID == 0 {
@@ -371,7 +375,7 @@ func setp[T any](dst *T, v *T) {
 // Update changes a container's config. On a running container, memory,
 // swap and CPU limits apply at once through its cgroup; changes that need
 // a restart are kept as pending.
-func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CTUpdate, admin bool) (api.CT, error) {
+func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CTUpdate, admin bool, auth guest.Authorizer) (api.CT, error) {
 	defer m.recs.Queue(vmid)()
 	o, err := m.recs.Get(vmid)
 	if err != nil {
@@ -412,7 +416,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.CT
 		}
 		n.Nets[i].HWAddr = strings.ToUpper(n.Nets[i].HWAddr)
 	}
-	if err := m.validate(ctx, &n, false, admin); err != nil {
+	if err := m.validate(ctx, &n, false, admin, auth, &o.Value.Config, o.Value.Pending); err != nil {
 		return api.CT{}, err
 	}
 	if running && !u.Revert && (u.Memory != nil || u.Swap != nil || u.CPULimit != nil || u.CPUUnits != nil) {
@@ -472,7 +476,7 @@ func volumesOf(c api.CTConfig) []string {
 	}
 	for _, mp := range c.Mountpoints {
 		if mp.Volume != "" {
-			if id, err := storage.ParseVolID(mp.Volume); err == nil && storage.VMIDFromName(filepath.Base(id.Name)) == c.VMID {
+			if guest.Owns(c.VMID, mp.Volume) {
 				vols = append(vols, mp.Volume)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/storage"
 )
 
@@ -73,17 +74,30 @@ func newUUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// newMAC returns a random locally administered unicast MAC.
-func newMAC() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	b[0] = b[0]&0xfe | 0x02
-	return fmt.Sprintf("%02X:%02X:%02X:%02X:%02X:%02X", b[0], b[1], b[2], b[3], b[4], b[5])
-}
+// newMAC is the guest core's random unicast MAC.
+var newMAC = guest.NewMAC
 
 // validate checks what the schema can't: references to pools and volumes,
-// bus limits, boot order. It never touches the host beyond reading.
-func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) error {
+// bus limits, boot order, MACs. It never touches the host beyond reading.
+// References the guest's configs in old already have (volumes, bridges)
+// are not authorized again; new ones are, with auth's privileges (the
+// rules of internal/guest, shared with containers).
+func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool, auth guest.Authorizer, old ...*api.VMConfig) error {
+	known := map[string]bool{}
+	for _, o := range old {
+		if o == nil {
+			continue
+		}
+		for _, d := range o.Disks {
+			known[d.Volume] = true
+		}
+		for _, cd := range o.CDROMs {
+			known["cd:"+cd.Volume] = true
+		}
+		for _, n := range o.Nets {
+			known["net:"+n.Bridge] = true
+		}
+	}
 	if c.Memory < 16 {
 		return errs.Invalid("memory", "at least 16 MiB")
 	}
@@ -120,6 +134,11 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 			if _, err := storage.ParseVolID(d.Volume); err != nil {
 				return errs.Invalid(f("volume"), "%v", err)
 			}
+			if !known[d.Volume] {
+				if err := guest.CheckVolume(auth, c.VMID, f("volume"), d.Volume, guest.UseDisk); err != nil {
+					return err
+				}
+			}
 			if err := m.volumeExists(ctx, d.Volume, api.ContentImages); err != nil {
 				return errs.Invalid(f("volume"), "%v", err)
 			}
@@ -148,6 +167,11 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 		if _, err := storage.ParseVolID(cd.Volume); err != nil {
 			return errs.Invalid(fmt.Sprintf("cdroms[%d].volume", i), "%v", err)
 		}
+		if !known["cd:"+cd.Volume] {
+			if err := guest.CheckVolume(auth, c.VMID, fmt.Sprintf("cdroms[%d].volume", i), cd.Volume, guest.UseCDROM); err != nil {
+				return err
+			}
+		}
 		if err := m.volumeExists(ctx, cd.Volume, api.ContentISO); err != nil {
 			return errs.Invalid(fmt.Sprintf("cdroms[%d].volume", i), "%v", err)
 		}
@@ -169,6 +193,7 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 	if len(c.Nets) > 0 && m.net == nil {
 		return errs.Invalid("nets", "guest network interfaces need the network layer, which this node does not run")
 	}
+	macs := make([]*string, len(c.Nets))
 	for i, n := range c.Nets {
 		if n.Bridge == "" {
 			return errs.Invalid(fmt.Sprintf("nets[%d].bridge", i), "a NIC needs a bridge or vnet")
@@ -177,7 +202,16 @@ func (m *Manager) validate(ctx context.Context, c *api.VMConfig, creating bool) 
 			if field, problem := m.net.CheckNIC(n.Bridge, n.Tag); field != "" {
 				return errs.Invalid(fmt.Sprintf("nets[%d].%s", i, field), "%s", problem)
 			}
+			if !known["net:"+n.Bridge] {
+				if err := guest.CheckSDN(auth, fmt.Sprintf("nets[%d].bridge", i), m.net.SDNPath(n.Bridge)); err != nil {
+					return err
+				}
+			}
 		}
+		macs[i] = &c.Nets[i].MAC
+	}
+	if err := m.guests.CheckMACs(c.VMID, macs, func(i int) string { return fmt.Sprintf("nets[%d].mac", i) }); err != nil {
+		return err
 	}
 	for i, b := range c.Boot {
 		if !bootRe.MatchString(b) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/corral-project/corral/api"
 	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/storage"
 	"github.com/corral-project/corral/internal/task"
 )
@@ -101,7 +102,7 @@ func (m *Manager) ResizeDisk(ctx context.Context, vmid, disk int, size, user str
 // the source is freed on request. A stopped VM's disk is copied with
 // qemu-img convert; a running VM's is mirrored by QEMU (drive-mirror), and
 // the guest goes on using the copy without a pause.
-func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMove, user string) (string, error) {
+func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMove, user string, auth guest.Authorizer) (string, error) {
 	cfg, err := m.stor.Get(in.Storage)
 	if err != nil {
 		return "", errs.Invalid("storage", "storage %q does not exist", in.Storage)
@@ -110,6 +111,11 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 		return "", errs.Invalid("storage", "storage %s does not hold disk images", in.Storage)
 	}
 	if o, err := m.recs.Get(vmid); err == nil && disk < len(o.Value.Config.Disks) {
+		if in.Delete {
+			if err := guest.CheckVolume(auth, vmid, "delete", o.Value.Config.Disks[disk].Volume, guest.UseFree); err != nil {
+				return "", err
+			}
+		}
 		if id, err := storage.ParseVolID(o.Value.Config.Disks[disk].Volume); err == nil && id.Storage == in.Storage &&
 			(in.Format == "" || strings.HasSuffix(id.Name, "."+in.Format)) {
 			return "", errs.Invalid("storage", "disk%d is already on %s in that format", disk, in.Storage)
@@ -167,14 +173,25 @@ func (m *Manager) MoveDisk(ctx context.Context, vmid, disk int, in api.VMDiskMov
 		}
 		l.Printf("disk%d is now %s", disk, dst.VolID)
 		if in.Delete {
-			m.stor.FreeVolumes(ctx, []string{src}, l.Printf)
+			m.freeChecked(ctx, vmid, src, auth, l)
 		}
 		return nil
 	})
 }
 
+// freeChecked frees a volume the caller asked to free, checking again
+// under the VM's lock: the disk at that index may have changed since the
+// request was checked.
+func (m *Manager) freeChecked(ctx context.Context, vmid int, vol string, auth guest.Authorizer, l *task.Log) {
+	if err := guest.CheckVolume(auth, vmid, "free", vol, guest.UseFree); err != nil {
+		l.Printf("keeping %s: %v", vol, err)
+		return
+	}
+	m.stor.FreeVolumes(ctx, []string{vol}, l.Printf)
+}
+
 // AttachDisk adds a disk to a stopped VM.
-func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach, user string, allowPath bool) (string, error) {
+func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach, user string, allowPath bool, auth guest.Authorizer) (string, error) {
 	o, err := m.recs.Get(vmid)
 	if err != nil {
 		return "", err
@@ -203,6 +220,9 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 			}
 			src = filepathClean(in.ImportFrom)
 		} else {
+			if err := guest.CheckVolume(auth, vmid, "import_from", in.ImportFrom, guest.UseImport); err != nil {
+				return "", err
+			}
 			p, err := m.anyVolumePath(ctx, in.ImportFrom)
 			if err != nil {
 				return "", errs.Invalid("import_from", "%v", err)
@@ -213,7 +233,7 @@ func (m *Manager) AttachDisk(ctx context.Context, vmid int, in api.VMDiskAttach,
 	}
 	n := c
 	n.Disks = append(append([]api.VMDisk(nil), c.Disks...), d)
-	if err := m.validate(ctx, &n, true); err != nil {
+	if err := m.validate(ctx, &n, true, auth, &c); err != nil {
 		return "", err
 	}
 	return m.tasks.Start(ctx, "qmattach", strconv.Itoa(vmid), user, func(ctx context.Context, l *task.Log) error {
@@ -283,7 +303,14 @@ func (m *Manager) importImage(ctx context.Context, vmid int, d api.VMDisk, src s
 // asked (otherwise it stays on the pool, still owned by the VM). A running
 // VM gives up its last disk through hot-unplug; device IDs follow disk
 // positions, so a disk in the middle waits for the VM to stop.
-func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, user string) (string, error) {
+func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, user string, auth guest.Authorizer) (string, error) {
+	if free {
+		if o, err := m.recs.Get(vmid); err == nil && disk < len(o.Value.Config.Disks) {
+			if err := guest.CheckVolume(auth, vmid, "free", o.Value.Config.Disks[disk].Volume, guest.UseFree); err != nil {
+				return "", err
+			}
+		}
+	}
 	if m.status(vmid) != "stopped" {
 		o, err := m.recs.Get(vmid)
 		if err != nil {
@@ -313,7 +340,7 @@ func (m *Manager) DetachDisk(ctx context.Context, vmid, disk int, free bool, use
 		}
 		l.Printf("detached %s", vol)
 		if free {
-			m.stor.FreeVolumes(ctx, []string{vol}, l.Printf)
+			m.freeChecked(ctx, vmid, vol, auth, l)
 		}
 		return nil
 	})

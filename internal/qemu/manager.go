@@ -80,7 +80,8 @@ type NetPorts interface {
 	UnplugGuest(ctx context.Context, vmid int) error
 	ReleaseGuest(ctx context.Context, vmid int) error // frees its IPAM addresses (the VM is gone)
 	CheckNIC(bridge string, tag int) (field, problem string)
-	ExecPrefix() []string // runs QEMU in the namespace the taps are in (tests); nil on a real node
+	SDNPath(bridge string) string // the ACL path guarding a bridge or vnet (guest.SDNPath)
+	ExecPrefix() []string         // runs QEMU in the namespace the taps are in (tests); nil on a real node
 }
 
 // NewManager returns the VM driver of this node.
@@ -91,8 +92,25 @@ func NewManager(d Deps) (*Manager, error) {
 	if len(d.RunDir) > 80 {
 		return nil, fmt.Errorf("qemu run dir %s: too long for unix socket paths", d.RunDir)
 	}
-	return &Manager{node: d.Node, runDir: d.RunDir, log: d.Log, st: d.Store, recs: guest.NewRecords[record]("VM", "vms", d.Node, d.Store, d.Guests, d.Log),
-		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, net: d.Net, running: map[int]*proc{}}, nil
+	m := &Manager{node: d.Node, runDir: d.RunDir, log: d.Log, st: d.Store, recs: guest.NewRecords[record]("VM", "vms", d.Node, d.Store, d.Guests, d.Log),
+		guests: d.Guests, stor: d.Storage, tasks: d.Tasks, kvm: d.KVM, net: d.Net, running: map[int]*proc{}}
+	d.Guests.AddMACs(m.macs)
+	return m, nil
+}
+
+// macs reports every VM NIC's MAC, current and pending, cluster-wide (the
+// guest core's duplicate check covers VMs and containers together).
+func (m *Manager) macs(yield func(vmid int, kind, mac string)) {
+	for _, o := range m.recs.Coll.List() {
+		for _, c := range []*api.VMConfig{&o.Value.Config, o.Value.Pending} {
+			if c == nil {
+				continue
+			}
+			for _, n := range c.Nets {
+				yield(o.Value.Config.VMID, "VM", n.MAC)
+			}
+		}
+	}
 }
 
 func key(vmid int) string { return guest.Key(vmid) }
@@ -145,7 +163,7 @@ func (m *Manager) setIndex(ctx context.Context, c api.VMConfig, status string) {
 
 // Create validates the request, reserves the ID with a "create" lock, and
 // allocates disks in a task. A failure removes everything it made.
-func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int, string, error) {
+func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string, auth guest.Authorizer) (int, string, error) {
 	if in.Node != "" && in.Node != m.node {
 		return 0, "", errs.Conflict("VMs are created by their node; send the request to %s", in.Node)
 	}
@@ -160,7 +178,7 @@ func (m *Manager) Create(ctx context.Context, in api.VMCreate, user string) (int
 			c.Nets[i].MAC = newMAC()
 		}
 	}
-	if err := m.validate(ctx, &c, true); err != nil {
+	if err := m.validate(ctx, &c, true, auth); err != nil {
 		return 0, "", err
 	}
 	if c.VMID == 0 {
@@ -248,7 +266,7 @@ func restartFields(u api.VMUpdate) bool {
 
 // Update changes a VM's config. On a running VM, changes that need a
 // restart are kept as pending and applied at the next start.
-func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VMUpdate) (api.VM, error) {
+func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VMUpdate, auth guest.Authorizer) (api.VM, error) {
 	if u.Revert && (restartFields(u) || u.Name != nil || u.Description != nil || u.Tags != nil || u.OnBoot != nil || u.Protection != nil) {
 		return api.VM{}, errs.Invalid("revert", "revert drops pending changes; send other changes separately")
 	}
@@ -320,7 +338,7 @@ func (m *Manager) Update(ctx context.Context, vmid int, ifMatch string, u api.VM
 		}
 	}
 	setb(&n.Protection, u.Protection)
-	if err := m.validate(ctx, &n, false); err != nil {
+	if err := m.validate(ctx, &n, false, auth, &o.Value.Config, o.Value.Pending); err != nil {
 		return api.VM{}, err
 	}
 	var live *api.VMConfig
@@ -381,8 +399,12 @@ func (m *Manager) Delete(ctx context.Context, vmid int, user string, purge func(
 		}
 		var vols []string
 		for _, d := range c.Disks {
-			if d.Volume != "" {
+			// Another guest's volume attached here stays: destroying
+			// this VM is no right over that guest.
+			if d.Volume != "" && guest.Owns(vmid, d.Volume) {
 				vols = append(vols, d.Volume)
+			} else if d.Volume != "" {
+				l.Printf("keeping %s: it belongs to another guest", d.Volume)
 			}
 		}
 		if c.EFIVars != "" {

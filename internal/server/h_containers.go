@@ -112,7 +112,7 @@ func (s *Server) containerRoutes() {
 					return nil, err
 				}
 			}
-			vmid, upid, err := s.CTs.Create(ctx, b, lxc.CreateOptions{User: c.String(), Admin: isRootPAM(c)})
+			vmid, upid, err := s.CTs.Create(ctx, b, lxc.CreateOptions{User: c.String(), Admin: isRootPAM(c), Auth: c})
 			if err != nil {
 				return nil, err
 			}
@@ -139,7 +139,7 @@ func (s *Server) containerRoutes() {
 			if !c.Ev.Has(path, privs...) {
 				return nil, errs.Forbidden("permission denied: %v required on %s", privs, path)
 			}
-			ct, err := s.CTs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body, isRootPAM(c))
+			ct, err := s.CTs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body, isRootPAM(c), c)
 			if err != nil {
 				return nil, err
 			}

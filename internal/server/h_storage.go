@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -261,6 +262,9 @@ func (s *Server) storageRoutes() {
 		if err != nil {
 			return err
 		}
+		if err := needGuest(ctx, in.Storage, name, "VM.Config.Disk"); err != nil {
+			return err
+		}
 		p, err := pool(ctx, in.Node, in.Storage)
 		if err != nil {
 			return err
@@ -285,6 +289,9 @@ func (s *Server) storageRoutes() {
 			size, err := storage.ParseSize(in.Body.Size)
 			if err != nil {
 				return nil, errs.Invalid("size", "%v", err)
+			}
+			if err := needGuestID(ctx, in.Body.VMID, "VM.Config.Disk", "to allocate a volume in its name"); err != nil {
+				return nil, err
 			}
 			p, err := pool(ctx, in.Node, in.Storage)
 			if err != nil {
@@ -325,7 +332,10 @@ func (s *Server) storageRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			if owner := ownerOf(name); owner != 0 {
+			if owner := (storage.VolID{Storage: in.Storage, Name: name}).Owner(); owner != 0 {
+				if err := needGuest(ctx, in.Storage, name, "VM.Config.Disk"); err != nil {
+					return nil, err
+				}
 				if !in.Force {
 					return nil, errs.Conflict("volume %s:%s belongs to guest %d; free it through the guest, or as an administrator with force", in.Storage, name, owner)
 				}
@@ -344,6 +354,9 @@ func (s *Server) storageRoutes() {
 		Perm{Path: sp, Privs: []string{"Datastore.AllocateSpace"}}, func(ctx context.Context, in *resizeIn) (*volumeOut, error) {
 			name, err := volName(in.Storage, in.Volume)
 			if err != nil {
+				return nil, err
+			}
+			if err := needGuest(ctx, in.Storage, name, "VM.Config.Disk"); err != nil {
 				return nil, err
 			}
 			p, err := pool(ctx, in.Node, in.Storage)
@@ -390,6 +403,13 @@ func (s *Server) storageRoutes() {
 			name, err := volName(in.Storage, in.Body.Source)
 			if err != nil {
 				return nil, errs.Invalid("source", "%v", err)
+			}
+			// Reading a guest's disk out is what cloning the guest is.
+			if err := needGuest(ctx, in.Storage, name, "VM.Clone"); err != nil {
+				return nil, err
+			}
+			if err := needGuestID(ctx, in.Body.VMID, "VM.Config.Disk", "to create a volume in its name"); err != nil {
+				return nil, err
 			}
 			p, err := pool(ctx, in.Node, in.Storage)
 			if err != nil {
@@ -491,13 +511,26 @@ func (s *Server) storageRoutes() {
 		})
 }
 
-// ownerOf returns the guest owning a guest volume like
-// 100/vm-100-disk-0.qcow2; files under iso/, vztmpl/, ... have no owner
-// whatever they are called.
-func ownerOf(name string) int {
-	i := strings.Index(name, "/")
-	if i <= 0 || strings.Trim(name[:i], "0123456789") != "" {
-		return 0
+// needGuest: an operation on a guest's volume (storage.VolID.Owner)
+// needs priv on the owning guest on top of the pool privilege of the
+// operation: Datastore.AllocateSpace on a pool is no right over the
+// guests whose disks live there.
+func needGuest(ctx context.Context, storageID, name, priv string) error {
+	owner := (storage.VolID{Storage: storageID, Name: name}).Owner()
+	if owner == 0 {
+		return nil
 	}
-	return storage.VMIDFromName(name[strings.LastIndex(name, "/")+1:])
+	return needGuestID(ctx, owner, priv, fmt.Sprintf("%s:%s is its volume", storageID, name))
+}
+
+// needGuestID requires priv on /vms/<vmid> (0: no guest, nothing needed).
+func needGuestID(ctx context.Context, vmid int, priv, why string) error {
+	if vmid == 0 {
+		return nil
+	}
+	path := "/vms/" + strconv.Itoa(vmid)
+	if !caller(ctx).Ev.Has(path, priv) {
+		return errs.Forbidden("permission denied: %s required on %s (guest %d: %s)", priv, path, vmid, why)
+	}
+	return nil
 }

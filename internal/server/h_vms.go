@@ -75,7 +75,7 @@ func (s *Server) vmRoutes() {
 					return nil, errs.Forbidden("permission denied: Datastore.AllocateSpace required on /storage/%s (disks[%d])", d.Storage, i)
 				}
 			}
-			vmid, upid, err := s.VMs.Create(ctx, in.Body, c.String())
+			vmid, upid, err := s.VMs.Create(ctx, in.Body, c.String(), c)
 			if err != nil {
 				return nil, err
 			}
@@ -102,7 +102,7 @@ func (s *Server) vmRoutes() {
 			if !c.Ev.Has(path, privs...) {
 				return nil, errs.Forbidden("permission denied: %v required on %s", privs, path)
 			}
-			v, err := s.VMs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body)
+			v, err := s.VMs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body, c)
 			if err != nil {
 				return nil, err
 			}
@@ -361,7 +361,7 @@ func (s *Server) vmDiskRoutes() {
 			if !caller(ctx).Ev.Has("/storage/"+in.Body.Storage, "Datastore.AllocateSpace") {
 				return nil, errs.Forbidden("permission denied: Datastore.AllocateSpace required on /storage/%s", in.Body.Storage)
 			}
-			upid, err := s.VMs.MoveDisk(ctx, in.VMID, in.Disk, in.Body, caller(ctx).String())
+			upid, err := s.VMs.MoveDisk(ctx, in.VMID, in.Disk, in.Body, caller(ctx).String(), caller(ctx))
 			if err != nil {
 				return nil, err
 			}
@@ -386,7 +386,7 @@ func (s *Server) vmAttachRoutes() {
 			if in.Body.Storage != "" && !c.Ev.Has("/storage/"+in.Body.Storage, "Datastore.AllocateSpace") {
 				return nil, errs.Forbidden("permission denied: Datastore.AllocateSpace required on /storage/%s", in.Body.Storage)
 			}
-			upid, err := s.VMs.AttachDisk(ctx, in.VMID, in.Body, c.String(), c.User == "root@pam" && c.Token == "")
+			upid, err := s.VMs.AttachDisk(ctx, in.VMID, in.Body, c.String(), isRootPAM(c), c)
 			if err != nil {
 				return nil, err
 			}
@@ -394,7 +394,7 @@ func (s *Server) vmAttachRoutes() {
 		})
 	register(s, huma.Operation{OperationID: "vm-disk-detach", Method: "DELETE", Path: "/vms/{vmid}/disks/{disk}", Summary: "Remove a disk from a VM (the last virtio disk can go live)", Tags: tags, DefaultStatus: 202},
 		Perm{Path: "/vms/{vmid}", Privs: []string{"VM.Config.Disk"}}, func(ctx context.Context, in *vmDetachIn) (*taskRefOut, error) {
-			upid, err := s.VMs.DetachDisk(ctx, in.VMID, in.Disk, in.Free, caller(ctx).String())
+			upid, err := s.VMs.DetachDisk(ctx, in.VMID, in.Disk, in.Free, caller(ctx).String(), caller(ctx))
 			if err != nil {
 				return nil, err
 			}

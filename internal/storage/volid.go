@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/corral-project/corral/api"
 )
 
 var (
@@ -21,6 +24,46 @@ type VolID struct {
 }
 
 func (v VolID) String() string { return v.Storage + ":" + v.Name }
+
+// FileFolders maps the first name segment of file volumes to their
+// content type: "iso/x.iso" is an ISO whatever pool it is on.
+var FileFolders = map[string]string{"iso": api.ContentISO, "vztmpl": api.ContentVZTmpl, "backup": api.ContentBackup, "snippets": api.ContentSnippets}
+
+// Owner returns the guest a volume belongs to, 0 for none. This is the
+// one place the naming convention is read: guest volumes are
+// "<vmid>/<vm|base|subvol|basevol>-<vmid>-disk-<n>[.ext]" (the name's ID
+// wins over the folder's, as the pools list them), a plugin with flat
+// names may use the file name alone; files under iso/, vztmpl/, backup/,
+// snippets/ and LUNs ("lun3") belong to no guest.
+func (v VolID) Owner() int {
+	segs := strings.Split(v.Name, "/")
+	if _, file := FileFolders[segs[0]]; file && len(segs) > 1 {
+		return 0
+	}
+	if id := VMIDFromName(segs[len(segs)-1]); id != 0 {
+		return id
+	}
+	if len(segs) > 1 {
+		if id, err := strconv.Atoi(segs[0]); err == nil && id > 0 && strconv.Itoa(id) == segs[0] {
+			return id
+		}
+	}
+	return 0
+}
+
+// Content returns the content type a volume's name says it has: a file
+// folder's type, rootdir for container subvolumes, images otherwise.
+func (v VolID) Content() string {
+	segs := strings.Split(v.Name, "/")
+	if c, ok := FileFolders[segs[0]]; ok && len(segs) > 1 {
+		return c
+	}
+	file := segs[len(segs)-1]
+	if strings.HasPrefix(file, "subvol-") || strings.HasPrefix(file, "basevol-") {
+		return api.ContentRootdir
+	}
+	return api.ContentImages
+}
 
 // ValidPoolID reports whether id is a well-formed pool ID.
 func ValidPoolID(id string) bool { return poolIDRe.MatchString(id) }

@@ -84,3 +84,37 @@ func FuzzParseVolID(f *testing.F) {
 		}
 	})
 }
+
+func TestVolIDOwnerAndContent(t *testing.T) {
+	tests := []struct {
+		volid   string
+		owner   int
+		content string
+	}{
+		{"local:102/vm-102-disk-0.qcow2", 102, "images"},
+		{"local:102/base-102-disk-1.raw", 102, "images"},
+		{"local:102/subvol-102-disk-0", 102, "rootdir"},
+		{"local:102/basevol-102-disk-0", 102, "rootdir"},
+		{"local:101/vm-102-disk-0.raw", 102, "images"}, // the name's owner, as the pools list it
+		{"local:102/odd.raw", 102, "images"},           // a file in a guest's folder is the guest's
+		{"local:iso/vm-102-disk-0.iso", 0, "iso"},      // file folders belong to no guest
+		{"local:vztmpl/debian.tar.zst", 0, "vztmpl"},
+		{"local:backup/x.tar", 0, "backup"},
+		{"local:snippets/u.yaml", 0, "snippets"},
+		{"san:lun3", 0, "images"},
+		{"lvm:vm-105-disk-0", 105, "images"},
+		{"local:0102/x.raw", 0, "images"},
+	}
+	for _, tt := range tests {
+		id, err := ParseVolID(tt.volid)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.volid, err)
+		}
+		if got := id.Owner(); got != tt.owner {
+			t.Errorf("%s: owner %d, want %d", tt.volid, got, tt.owner)
+		}
+		if got := id.Content(); got != tt.content {
+			t.Errorf("%s: content %s, want %s", tt.volid, got, tt.content)
+		}
+	}
+}

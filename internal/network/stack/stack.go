@@ -17,6 +17,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/corral-project/corral/api"
+	"github.com/corral-project/corral/internal/guest"
 	"github.com/corral-project/corral/internal/network"
 	"github.com/corral-project/corral/internal/network/firewall"
 	"github.com/corral-project/corral/internal/network/host"
@@ -357,6 +358,16 @@ func (s *Stack) CheckNIC(bridge string, tag int) (field, problem string) {
 		return "tag", "VLAN tags need VLAN-aware bridges, which this node's kernel lacks (CONFIG_BRIDGE_VLAN_FILTERING)"
 	}
 	return "", ""
+}
+
+// SDNPath is the ACL path guarding a NIC's bridge or vnet (both drivers'
+// NetPorts): a vnet's /sdn/zones/<zone>/<vnet>, a host bridge's
+// /sdn/zones/localnetwork/<bridge>.
+func (s *Stack) SDNPath(bridge string) string {
+	if v, err := s.Defs.VNet(bridge); err == nil {
+		return guest.SDNPath(v.Zone, v.VNet)
+	}
+	return guest.SDNPath("", bridge)
 }
 
 // PlugCT makes the veth pair of a container NIC (the container driver's

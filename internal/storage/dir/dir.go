@@ -93,9 +93,6 @@ var folders = map[string]string{
 	api.ContentBackup: "dump", api.ContentSnippets: "snippets",
 }
 
-// prefixes maps the first volume name segment of file content to its type.
-var prefixes = map[string]string{"iso": api.ContentISO, "vztmpl": api.ContentVZTmpl, "backup": api.ContentBackup, "snippets": api.ContentSnippets}
-
 // RelPath maps a volume name to its path relative to the pool root.
 func RelPath(name string) (rel, content string, vmid int, err error) {
 	if err := storage.ValidateVolName(name); err != nil {
@@ -105,7 +102,7 @@ func RelPath(name string) (rel, content string, vmid int, err error) {
 	if len(segs) != 2 {
 		return "", "", 0, fmt.Errorf("volume name %q: want <vmid>/<file> or <content>/<file>", name)
 	}
-	if c, ok := prefixes[segs[0]]; ok {
+	if c, ok := storage.FileFolders[segs[0]]; ok {
 		return folders[c] + "/" + segs[1], c, 0, nil
 	}
 	id, err := strconv.Atoi(segs[0])

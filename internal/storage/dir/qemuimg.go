@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/corral-project/corral/internal/errs"
 )
 
 // QemuImg runs qemu-img with an argument list (never a shell) and a
@@ -30,9 +32,20 @@ func qemuImgOut(ctx context.Context, args ...string) ([]byte, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
+		if imageLocked(msg) {
+			return nil, errs.Conflict("qemu-img %s: the image is in use by another process (a running VM holds it locked); stop the VM, or use the VM's own snapshot and resize operations", args[0])
+		}
 		return nil, fmt.Errorf("qemu-img %s: %s", args[0], msg)
 	}
 	return out, nil
+}
+
+// imageLocked recognises QEMU's image locking refusal ("Failed to get
+// "write" lock / Is another process using the image"): the image is open
+// in a running QEMU, which is the caller's conflict, not a storage failure.
+func imageLocked(msg string) bool {
+	return strings.Contains(msg, "Is another process using the image") ||
+		(strings.Contains(msg, "Failed to get") && strings.Contains(msg, "lock"))
 }
 
 // ImgInfo is what corral reads from `qemu-img info`.
