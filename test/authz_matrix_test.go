@@ -85,6 +85,16 @@ var matrixAuthn = map[string]authnRule{
 	"update-container-config": {perm: &permRule{path: "/vms/101", privs: []string{"VM.Config.Memory"}}, body: map[string]any{"swap": 64}},
 }
 
+// matrixAlso lists what handlers check beyond an operation's declared
+// rule, for the objects matrixParams names: operations on a volume that
+// belongs to a guest (matrixParams' volume is VM 101's) need the guest's
+// privilege as well as the pool's.
+var matrixAlso = map[string]permRule{
+	"free-volume":            {path: "/vms/101", privs: []string{"VM.Config.Disk"}},
+	"delete-volume-snapshot": {path: "/vms/101", privs: []string{"VM.Config.Disk"}},
+	"rollback-volume":        {path: "/vms/101", privs: []string{"VM.Config.Disk"}},
+}
+
 func TestAuthorizationMatrix(t *testing.T) {
 	n := StartNode(t)
 	admin := n.Admin()
@@ -271,6 +281,14 @@ func expectAllowed(op matrixOp, p principal, roles map[string][]string) bool {
 	if p.token {
 		return false // privilege-separated, no entries of its own
 	}
+	if also, ok := matrixAlso[op.id]; ok && !p.holds(also, roles) {
+		return false
+	}
+	return p.holds(rule, roles)
+}
+
+// holds evaluates a rule against the principal's grants.
+func (p principal) holds(rule permRule, roles map[string][]string) bool {
 	var have []string
 	best := -1
 	for _, g := range p.grants {

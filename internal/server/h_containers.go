@@ -17,37 +17,19 @@ import (
 	"github.com/corral-project/corral/internal/lxc"
 )
 
-// Containers share the guest ID space and the ACL paths of VMs (/vms/{id}),
-// as on Proxmox, so one ACL entry covers a guest whatever its type.
-
-type ctsOut struct{ Body []api.CT }
-type ctOut struct {
-	ETag string `header:"ETag"`
-	Body api.CT
-}
 type ctCreateIn struct{ Body api.CTCreate }
-type ctUpdateIn struct {
-	VMIDParam
-	IfMatchParam
-	Body api.CTUpdate
-}
-type ctActionIn struct {
-	VMIDParam
-	Action string `path:"action" enum:"start,shutdown,stop,reboot,suspend,resume"`
-	Body   *api.CTShutdown
-}
 type ctStatusOut struct{ Body api.CTStatus }
 type ctExecIn struct {
-	VMIDParam
+	GuestIDParam
 	Body api.CTExec
 }
 type ctExecOut struct{ Body api.CTExecResult }
 type ctExecWSIn struct {
-	VMIDParam
+	GuestIDParam
 	Session string `query:"session" required:"true" maxLength:"128"`
 }
 type ctTermIn struct {
-	VMIDParam
+	GuestIDParam
 	Mode string `query:"mode" enum:"console,shell" default:"console" doc:"console: the container's /dev/console; shell: a login shell (like pct enter)"`
 }
 type templateBuildIn struct {
@@ -66,20 +48,17 @@ func (s *Server) containerRoutes() {
 	tags := []string{"containers"}
 	cp := "/containers/{vmid}"
 	vp := "/vms/{vmid}"
-	register(s, huma.Operation{OperationID: "list-containers", Method: "GET", Path: "/containers", Summary: "List containers", Tags: tags},
-		Perm{Authenticated: true}, func(ctx context.Context, in *vmsIn) (*ctsOut, error) {
-			c := caller(ctx)
-			out := []api.CT{}
-			for _, ct := range s.CTs.List(in.Node) {
-				if c.Ev.Has("/vms/"+strconv.Itoa(ct.Config.VMID), "VM.Audit") {
-					out = append(out, ct)
-				}
-			}
-			return &ctsOut{Body: out}, nil
-		})
+	guestRoutes(s, guestKind[api.CT, api.CTUpdate, api.CTShutdown]{id: "container", plural: "containers", title: "container",
+		actions: []string{"start", "shutdown", "stop", "reboot", "suspend", "resume"},
+		list:    s.CTs.List, get: s.CTs.Get,
+		ident: func(ct api.CT) (int, string) { return ct.Config.VMID, ct.Digest },
+		update: func(ctx context.Context, c *Caller, vmid int, ifMatch string, u api.CTUpdate) (api.CT, error) {
+			return s.CTs.Update(ctx, vmid, ifMatch, u, isRootPAM(c), c)
+		},
+		del: s.CTs.Delete, action: s.CTs.Action}, tags)
 	register(s, huma.Operation{OperationID: "create-container", Method: "POST", Path: "/containers", Summary: "Create a container from a template (unpacks it in a task)", Tags: tags, DefaultStatus: 202,
 		Description: "Needs Datastore.AllocateSpace on the pools of new volumes and Datastore.Audit on the template's pool. Privileged containers (unprivileged: false) need Sys.Modify on /; host bind mounts are for root@pam only."},
-		Perm{Path: "/vms", Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *ctCreateIn) (*vmCreatedOut, error) {
+		Perm{Path: "/vms", Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *ctCreateIn) (*guestCreatedOut, error) {
 			c := caller(ctx)
 			b := in.Body
 			need := func(path, priv, what string) error {
@@ -116,66 +95,10 @@ func (s *Server) containerRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			out := &vmCreatedOut{}
-			out.Body.Task, out.Body.VMID = upid, vmid
-			return out, nil
-		})
-	register(s, huma.Operation{OperationID: "get-container-config", Method: "GET", Path: cp + "/config", Summary: "A container's config, pending changes and lock", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*ctOut, error) {
-			ct, err := s.CTs.Get(in.VMID)
-			if err != nil {
-				return nil, err
-			}
-			return &ctOut{ETag: etag(ct.Digest), Body: ct}, nil
-		})
-	register(s, huma.Operation{OperationID: "update-container-config", Method: "PUT", Path: cp + "/config", Summary: "Change a container's config (limits live; the rest pending while running)", Tags: tags},
-		Perm{Authenticated: true}, func(ctx context.Context, in *ctUpdateIn) (*ctOut, error) {
-			c := caller(ctx)
-			path := "/vms/" + strconv.Itoa(in.VMID)
-			privs := fieldPrivs(in.Body)
-			if len(privs) == 0 {
-				return nil, errs.Invalid("body", "nothing to change")
-			}
-			if !c.Ev.Has(path, privs...) {
-				return nil, errs.Forbidden("permission denied: %v required on %s", privs, path)
-			}
-			ct, err := s.CTs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body, isRootPAM(c), c)
-			if err != nil {
-				return nil, err
-			}
-			return &ctOut{ETag: etag(ct.Digest), Body: ct}, nil
-		})
-	register(s, huma.Operation{OperationID: "delete-container", Method: "DELETE", Path: cp, Summary: "Destroy a stopped container and free its volumes", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *vmDeleteIn) (*taskRefOut, error) {
-			var purge func(context.Context, int) error
-			if in.Purge {
-				purge = func(ctx context.Context, vmid int) error {
-					return s.Access.RemovePath(ctx, "/vms/"+strconv.Itoa(vmid))
-				}
-			}
-			upid, err := s.CTs.Delete(ctx, in.VMID, caller(ctx).String(), purge)
-			if err != nil {
-				return nil, err
-			}
-			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
-		})
-	register(s, huma.Operation{OperationID: "container-action", Method: "POST", Path: cp + "/status/{action}", Summary: "Start, shut down, stop, reboot, suspend (freeze) or resume a container", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.PowerMgmt"}}, func(ctx context.Context, in *ctActionIn) (*taskRefOut, error) {
-			var sd api.CTShutdown
-			if in.Body != nil {
-				if in.Action != "shutdown" && in.Action != "reboot" {
-					return nil, errs.Invalid("body", "only shutdown and reboot take parameters")
-				}
-				sd = *in.Body
-			}
-			upid, err := s.CTs.Action(ctx, in.VMID, in.Action, caller(ctx).String(), sd)
-			if err != nil {
-				return nil, err
-			}
-			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+			return createdOut(upid, vmid), nil
 		})
 	register(s, huma.Operation{OperationID: "get-container-status", Method: "GET", Path: cp + "/status", Summary: "A container's runtime status (cgroup CPU and memory, disk, network)", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*ctStatusOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *GuestIDParam) (*ctStatusOut, error) {
 			st, err := s.CTs.Status(ctx, in.VMID)
 			if err != nil {
 				return nil, err
@@ -241,12 +164,12 @@ func (s *Server) containerRoutes() {
 }
 
 type ctSnapIn struct {
-	VMIDParam
+	GuestIDParam
 	Body api.CTSnapshotCreate
 }
 type ctSnapsOut struct{ Body []api.CTSnapshot }
 type ctCloneIn struct {
-	VMIDParam
+	GuestIDParam
 	Body api.CTClone
 }
 
@@ -258,7 +181,7 @@ func (s *Server) containerSnapshotRoutes() {
 	cp := "/containers/{vmid}"
 	vp := "/vms/{vmid}"
 	register(s, huma.Operation{OperationID: "list-container-snapshots", Method: "GET", Path: cp + "/snapshot", Summary: "A container's snapshots", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*ctSnapsOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *GuestIDParam) (*ctSnapsOut, error) {
 			out, err := s.CTs.Snapshots(in.VMID)
 			if err != nil {
 				return nil, err
@@ -278,11 +201,11 @@ func (s *Server) containerSnapshotRoutes() {
 			return taskRef(s.CTs.DeleteSnapshot(ctx, in.VMID, in.Name, caller(ctx).String()))
 		})
 	register(s, huma.Operation{OperationID: "container-template", Method: "POST", Path: cp + "/template", Summary: "Turn a stopped container into a template", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *VMIDParam) (*taskRefOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *GuestIDParam) (*taskRefOut, error) {
 			return taskRef(s.CTs.Template(ctx, in.VMID, caller(ctx).String()))
 		})
 	register(s, huma.Operation{OperationID: "container-clone", Method: "POST", Path: cp + "/clone", Summary: "Clone a stopped container or a template (linked where the storage can)", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.Clone"}}, func(ctx context.Context, in *ctCloneIn) (*vmCreatedOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Clone"}}, func(ctx context.Context, in *ctCloneIn) (*guestCreatedOut, error) {
 			c := caller(ctx)
 			if !c.Ev.Has("/vms", "VM.Allocate") && (in.Body.NewID == 0 || !c.Ev.Has("/vms/"+strconv.Itoa(in.Body.NewID), "VM.Allocate")) {
 				return nil, errs.Forbidden("permission denied: VM.Allocate required on /vms to create the clone")
@@ -291,9 +214,7 @@ func (s *Server) containerSnapshotRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			out := &vmCreatedOut{}
-			out.Body.Task, out.Body.VMID = upid, newid
-			return out, nil
+			return createdOut(upid, newid), nil
 		})
 }
 

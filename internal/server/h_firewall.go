@@ -15,7 +15,7 @@ import (
 type (
 	FwClusterLvl struct{}
 	FwNodeLvl    struct{ NodeParam }
-	FwGuestLvl   struct{ VMIDParam }
+	FwGuestLvl   struct{ GuestIDParam }
 	FwPos        struct {
 		Pos int `path:"pos" minimum:"0" maximum:"9999" doc:"rule position, 0 first"`
 	}

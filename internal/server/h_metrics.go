@@ -25,7 +25,7 @@ type nodeRRDIn struct {
 	RRDQuery
 }
 type guestRRDIn struct {
-	VMIDParam
+	GuestIDParam
 	RRDQuery
 }
 type storageRRDIn struct {

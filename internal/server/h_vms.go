@@ -19,56 +19,22 @@ import (
 	"github.com/corral-project/corral/internal/errs"
 )
 
-type VMIDParam struct {
-	VMID int `path:"vmid" minimum:"100" maximum:"999999999"`
-}
-type vmsIn struct {
-	Node string `query:"node" maxLength:"63"`
-}
-type vmsOut struct{ Body []api.VM }
-type vmOut struct {
-	ETag string `header:"ETag"`
-	Body api.VM
-}
 type vmCreateIn struct{ Body api.VMCreate }
-type vmCreatedOut struct {
-	Body struct {
-		Task string `json:"task"`
-		VMID int    `json:"vmid"`
-	}
-}
-type vmUpdateIn struct {
-	VMIDParam
-	IfMatchParam
-	Body api.VMUpdate
-}
-type vmDeleteIn struct {
-	VMIDParam
-	Purge bool `query:"purge" doc:"also remove the VM's ACL entries"`
-}
-type vmActionIn struct {
-	VMIDParam
-	Action string `path:"action" enum:"start,shutdown,stop,reboot,reset,suspend,resume"`
-	Body   *api.VMShutdown
-}
 type vmStatusOut struct{ Body api.VMStatus }
 
 func (s *Server) vmRoutes() {
 	tags := []string{"vms"}
 	vp := "/vms/{vmid}"
-	register(s, huma.Operation{OperationID: "list-vms", Method: "GET", Path: "/vms", Summary: "List VMs", Tags: tags},
-		Perm{Authenticated: true}, func(ctx context.Context, in *vmsIn) (*vmsOut, error) {
-			c := caller(ctx)
-			out := []api.VM{}
-			for _, v := range s.VMs.List(in.Node) {
-				if c.Ev.Has("/vms/"+strconv.Itoa(v.Config.VMID), "VM.Audit") {
-					out = append(out, v)
-				}
-			}
-			return &vmsOut{Body: out}, nil
-		})
+	guestRoutes(s, guestKind[api.VM, api.VMUpdate, api.VMShutdown]{id: "vm", plural: "vms", title: "VM",
+		actions: []string{"start", "shutdown", "stop", "reboot", "reset", "suspend", "resume"},
+		list:    s.VMs.List, get: s.VMs.Get,
+		ident: func(v api.VM) (int, string) { return v.Config.VMID, v.Digest },
+		update: func(ctx context.Context, c *Caller, vmid int, ifMatch string, u api.VMUpdate) (api.VM, error) {
+			return s.VMs.Update(ctx, vmid, ifMatch, u, c)
+		},
+		del: s.VMs.Delete, action: s.VMs.Action}, tags)
 	register(s, huma.Operation{OperationID: "create-vm", Method: "POST", Path: "/vms", Summary: "Create a VM (allocates its disks in a task)", Tags: tags, DefaultStatus: 202},
-		Perm{Path: "/vms", Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *vmCreateIn) (*vmCreatedOut, error) {
+		Perm{Path: "/vms", Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *vmCreateIn) (*guestCreatedOut, error) {
 			c := caller(ctx)
 			for i, d := range in.Body.Disks {
 				if d.Storage != "" && !c.Ev.Has("/storage/"+d.Storage, "Datastore.AllocateSpace") {
@@ -79,66 +45,10 @@ func (s *Server) vmRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			out := &vmCreatedOut{}
-			out.Body.Task, out.Body.VMID = upid, vmid
-			return out, nil
-		})
-	register(s, huma.Operation{OperationID: "get-vm-config", Method: "GET", Path: vp + "/config", Summary: "A VM's config, pending changes and lock", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*vmOut, error) {
-			v, err := s.VMs.Get(in.VMID)
-			if err != nil {
-				return nil, err
-			}
-			return &vmOut{ETag: etag(v.Digest), Body: v}, nil
-		})
-	register(s, huma.Operation{OperationID: "update-vm-config", Method: "PUT", Path: vp + "/config", Summary: "Change a VM's config (pending while running where a restart is needed)", Tags: tags},
-		Perm{Authenticated: true}, func(ctx context.Context, in *vmUpdateIn) (*vmOut, error) {
-			c := caller(ctx)
-			path := "/vms/" + strconv.Itoa(in.VMID)
-			privs := fieldPrivs(in.Body)
-			if len(privs) == 0 {
-				return nil, errs.Invalid("body", "nothing to change")
-			}
-			if !c.Ev.Has(path, privs...) {
-				return nil, errs.Forbidden("permission denied: %v required on %s", privs, path)
-			}
-			v, err := s.VMs.Update(ctx, in.VMID, ifMatch(in.IfMatch), in.Body, c)
-			if err != nil {
-				return nil, err
-			}
-			return &vmOut{ETag: etag(v.Digest), Body: v}, nil
-		})
-	register(s, huma.Operation{OperationID: "delete-vm", Method: "DELETE", Path: vp, Summary: "Destroy a stopped VM and free its disks", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *vmDeleteIn) (*taskRefOut, error) {
-			var purge func(context.Context, int) error
-			if in.Purge {
-				purge = func(ctx context.Context, vmid int) error {
-					return s.Access.RemovePath(ctx, "/vms/"+strconv.Itoa(vmid))
-				}
-			}
-			upid, err := s.VMs.Delete(ctx, in.VMID, caller(ctx).String(), purge)
-			if err != nil {
-				return nil, err
-			}
-			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
-		})
-	register(s, huma.Operation{OperationID: "vm-action", Method: "POST", Path: vp + "/status/{action}", Summary: "Start, shut down, stop, reboot, reset, suspend or resume a VM", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.PowerMgmt"}}, func(ctx context.Context, in *vmActionIn) (*taskRefOut, error) {
-			var sd api.VMShutdown
-			if in.Body != nil {
-				if in.Action != "shutdown" && in.Action != "reboot" {
-					return nil, errs.Invalid("body", "only shutdown and reboot take parameters")
-				}
-				sd = *in.Body
-			}
-			upid, err := s.VMs.Action(ctx, in.VMID, in.Action, caller(ctx).String(), sd)
-			if err != nil {
-				return nil, err
-			}
-			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
+			return createdOut(upid, vmid), nil
 		})
 	register(s, huma.Operation{OperationID: "get-vm-status", Method: "GET", Path: vp + "/status", Summary: "A VM's runtime status", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*vmStatusOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *GuestIDParam) (*vmStatusOut, error) {
 			st, err := s.VMs.Status(ctx, in.VMID)
 			if err != nil {
 				return nil, err
@@ -146,7 +56,7 @@ func (s *Server) vmRoutes() {
 			return &vmStatusOut{Body: st}, nil
 		})
 	register(s, huma.Operation{OperationID: "vm-serial-websocket", Method: "GET", Path: vp + "/termwebsocket", Summary: "The VM's first serial port as a websocket byte stream", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *VMIDParam) (*huma.StreamResponse, error) {
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *GuestIDParam) (*huma.StreamResponse, error) {
 			sock, err := s.VMs.SerialPath(in.VMID)
 			if err != nil {
 				return nil, err
@@ -192,7 +102,7 @@ func bridgeUnix(ctx context.Context, w http.ResponseWriter, r *http.Request, soc
 }
 
 type vmCloneIn struct {
-	VMIDParam
+	GuestIDParam
 	Body api.VMClone
 }
 
@@ -200,7 +110,7 @@ func (s *Server) vmTemplateRoutes() {
 	tags := []string{"vms"}
 	vp := "/vms/{vmid}"
 	register(s, huma.Operation{OperationID: "vm-template", Method: "POST", Path: vp + "/template", Summary: "Turn a stopped VM into a template", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *VMIDParam) (*taskRefOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Allocate"}}, func(ctx context.Context, in *GuestIDParam) (*taskRefOut, error) {
 			upid, err := s.VMs.Template(ctx, in.VMID, caller(ctx).String())
 			if err != nil {
 				return nil, err
@@ -208,7 +118,7 @@ func (s *Server) vmTemplateRoutes() {
 			return &taskRefOut{Body: api.TaskRef{Task: upid}}, nil
 		})
 	register(s, huma.Operation{OperationID: "vm-clone", Method: "POST", Path: vp + "/clone", Summary: "Clone a VM or template into a new VM", Tags: tags, DefaultStatus: 202},
-		Perm{Path: vp, Privs: []string{"VM.Clone"}}, func(ctx context.Context, in *vmCloneIn) (*vmCreatedOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Clone"}}, func(ctx context.Context, in *vmCloneIn) (*guestCreatedOut, error) {
 			if !caller(ctx).Ev.Has("/vms", "VM.Allocate") && (in.Body.NewID == 0 || !caller(ctx).Ev.Has("/vms/"+strconv.Itoa(in.Body.NewID), "VM.Allocate")) {
 				return nil, errs.Forbidden("permission denied: VM.Allocate required on /vms to create the clone")
 			}
@@ -216,18 +126,16 @@ func (s *Server) vmTemplateRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			out := &vmCreatedOut{}
-			out.Body.Task, out.Body.VMID = upid, newid
-			return out, nil
+			return createdOut(upid, newid), nil
 		})
 }
 
 type vmSnapIn struct {
-	VMIDParam
+	GuestIDParam
 	Body api.VMSnapshotCreate
 }
 type vmSnapNameIn struct {
-	VMIDParam
+	GuestIDParam
 	Name string `path:"name" maxLength:"40"`
 }
 type vmSnapsOut struct{ Body []api.VMSnapshot }
@@ -236,7 +144,7 @@ func (s *Server) vmSnapshotRoutes() {
 	tags := []string{"vms"}
 	vp := "/vms/{vmid}"
 	register(s, huma.Operation{OperationID: "list-vm-snapshots", Method: "GET", Path: vp + "/snapshot", Summary: "A VM's snapshot tree", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *VMIDParam) (*vmSnapsOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Audit"}}, func(ctx context.Context, in *GuestIDParam) (*vmSnapsOut, error) {
 			out, err := s.VMs.Snapshots(in.VMID)
 			if err != nil {
 				return nil, err
@@ -283,7 +191,7 @@ type vncProxyOut struct {
 	}
 }
 type vncWSIn struct {
-	VMIDParam
+	GuestIDParam
 	Ticket string `query:"vncticket" required:"true" maxLength:"128"`
 }
 
@@ -291,7 +199,7 @@ func (s *Server) vncRoutes() {
 	tags := []string{"vms"}
 	vp := "/vms/{vmid}"
 	register(s, huma.Operation{OperationID: "vm-vncproxy", Method: "POST", Path: vp + "/vncproxy", Summary: "Open a VNC session: a one-time ticket for vncwebsocket and the RFB password", Tags: tags},
-		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *VMIDParam) (*vncProxyOut, error) {
+		Perm{Path: vp, Privs: []string{"VM.Console"}}, func(ctx context.Context, in *GuestIDParam) (*vncProxyOut, error) {
 			sock, pw, err := s.VMs.VNC(ctx, in.VMID)
 			if err != nil {
 				return nil, err
@@ -341,7 +249,7 @@ type vmMoveIn struct {
 
 // VMDiskParam names one disk of a VM.
 type VMDiskParam struct {
-	VMIDParam
+	GuestIDParam
 	Disk int `path:"disk" minimum:"0" maximum:"29" doc:"disk index (disk0 = 0)"`
 }
 
@@ -370,7 +278,7 @@ func (s *Server) vmDiskRoutes() {
 }
 
 type vmAttachIn struct {
-	VMIDParam
+	GuestIDParam
 	Body api.VMDiskAttach
 }
 type vmDetachIn struct {

@@ -885,7 +885,10 @@ export interface paths {
          * @description Requires VM.Audit on `/vms/{vmid}`.
          */
         get: operations["get-container-config"];
-        /** Change a container's config (limits live; the rest pending while running) */
+        /**
+         * Change a container's config (pending while running where a restart is needed)
+         * @description Each field needs the privilege named by its x-corral-privilege on /vms/{vmid}.
+         */
         put: operations["update-container-config"];
         post?: never;
         delete?: never;
@@ -1136,7 +1139,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Start, shut down, stop, reboot, suspend (freeze) or resume a container
+         * Power actions of a container: start, shutdown, stop, reboot, suspend, resume
          * @description Requires VM.PowerMgmt on `/vms/{vmid}`.
          */
         post: operations["container-action"];
@@ -1981,7 +1984,7 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Destroy a stopped VM and free its disks
+         * Destroy a stopped VM and free its volumes
          * @description Requires VM.Allocate on `/vms/{vmid}`.
          */
         delete: operations["delete-vm"];
@@ -2022,7 +2025,10 @@ export interface paths {
          * @description Requires VM.Audit on `/vms/{vmid}`.
          */
         get: operations["get-vm-config"];
-        /** Change a VM's config (pending while running where a restart is needed) */
+        /**
+         * Change a VM's config (pending while running where a restart is needed)
+         * @description Each field needs the privilege named by its x-corral-privilege on /vms/{vmid}.
+         */
         put: operations["update-vm-config"];
         post?: never;
         delete?: never;
@@ -2309,7 +2315,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Start, shut down, stop, reboot, reset, suspend or resume a VM
+         * Power actions of a VM: start, shutdown, stop, reboot, reset, suspend, resume
          * @description Requires VM.PowerMgmt on `/vms/{vmid}`.
          */
         post: operations["vm-action"];
@@ -2949,6 +2955,17 @@ export interface components {
              */
             readonly $schema?: string;
             comment: string;
+        };
+        GuestCreatedOutBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://{node}:8006/api/v1/schemas/GuestCreatedOutBody.json
+             */
+            readonly $schema?: string;
+            task: string;
+            /** Format: int64 */
+            vmid: number;
         };
         GuestMetrics: {
             /**
@@ -4153,17 +4170,6 @@ export interface components {
             commit: string;
             /** @description corral release */
             version: string;
-        };
-        VmCreatedOutBody: {
-            /**
-             * Format: uri
-             * @description A URL to the JSON Schema for this object.
-             * @example https://{node}:8006/api/v1/schemas/VmCreatedOutBody.json
-             */
-            readonly $schema?: string;
-            task: string;
-            /** Format: int64 */
-            vmid: number;
         };
         VncProxyOutBody: {
             /**
@@ -9883,7 +9889,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VmCreatedOutBody"];
+                    "application/json": components["schemas"]["GuestCreatedOutBody"];
                 };
             };
             /** @description Unauthorized */
@@ -9945,7 +9951,7 @@ export interface operations {
     "delete-container": {
         parameters: {
             query?: {
-                /** @description also remove the VM's ACL entries */
+                /** @description also remove the guest's ACL entries */
                 purge?: boolean;
             };
             header?: never;
@@ -10051,7 +10057,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VmCreatedOutBody"];
+                    "application/json": components["schemas"]["GuestCreatedOutBody"];
                 };
             };
             /** @description Unauthorized */
@@ -15509,7 +15515,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VmCreatedOutBody"];
+                    "application/json": components["schemas"]["GuestCreatedOutBody"];
                 };
             };
             /** @description Unauthorized */
@@ -15571,7 +15577,7 @@ export interface operations {
     "delete-vm": {
         parameters: {
             query?: {
-                /** @description also remove the VM's ACL entries */
+                /** @description also remove the guest's ACL entries */
                 purge?: boolean;
             };
             header?: never;
@@ -15677,7 +15683,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VmCreatedOutBody"];
+                    "application/json": components["schemas"]["GuestCreatedOutBody"];
                 };
             };
             /** @description Unauthorized */
