@@ -72,6 +72,17 @@ func (r *Records[R, P]) Queue(vmid int) func() {
 	return l.(*sync.Mutex).Unlock
 }
 
+// TryQueue takes the guest's queue only if no operation holds it: for
+// background work (the stop poller) that must not wait behind, or race
+// with, an operation in progress.
+func (r *Records[R, P]) TryQueue(vmid int) (unlock func(), ok bool) {
+	l, _ := r.queues.LoadOrStore(vmid, &sync.Mutex{})
+	if !l.(*sync.Mutex).TryLock() {
+		return nil, false
+	}
+	return l.(*sync.Mutex).Unlock, true
+}
+
 // Get loads one guest's record.
 func (r *Records[R, P]) Get(vmid int) (store.Object[R], error) {
 	o, err := r.Coll.Get(Key(vmid))
