@@ -103,16 +103,31 @@ func (r *Records[R, P]) List(node string) []store.Object[R] {
 	return out
 }
 
+// listWorkers bounds the conversions ListAs runs at once: converting a
+// running guest asks its process (a QMP round trip, an lxc-info), and a
+// list of many running guests should cost the slowest answer, not the sum.
+const listWorkers = 16
+
 // ListAs returns node's guests (node == "" for all) converted by f, in ID
-// order; never nil, so an empty list encodes as [].
+// order; never nil, so an empty list encodes as []. f runs concurrently.
 func ListAs[T, R any, P interface {
 	*R
 	Record
 }](r *Records[R, P], node string, f func(store.Object[R]) T) []T {
-	out := []T{}
-	for _, o := range r.List(node) {
-		out = append(out, f(o))
+	objs := r.List(node)
+	out := make([]T, len(objs))
+	sem := make(chan struct{}, listWorkers)
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			out[i] = f(o)
+			<-sem
+		}()
 	}
+	wg.Wait()
 	return out
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/corral-project/corral/internal/errs"
+	"github.com/corral-project/corral/internal/store"
 	"github.com/corral-project/corral/internal/store/storetest"
 	"github.com/corral-project/corral/internal/task"
 )
@@ -130,6 +131,31 @@ func TestRecoverLock(t *testing.T) {
 	for lock, want := range map[string]Recovery{"": Idle, "create": HalfMade, "clone": HalfMade, "snapshot": Cleared, "disk": Cleared, "rollback": Cleared} {
 		if got := RecoverLock(lock); got != want {
 			t.Errorf("RecoverLock(%q) = %v, want %v", lock, got, want)
+		}
+	}
+}
+
+// Listing converts guests concurrently (a running guest's status is a
+// round trip to its process) and keeps the ID order.
+func TestListAsIsConcurrentAndOrdered(t *testing.T) {
+	r := newTestRecords(t)
+	ctx := context.Background()
+	for id := 100; id < 120; id++ {
+		if _, err := r.Coll.Create(ctx, Key(id), testRecord{VMID: id, Node: "n1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	got := ListAs(r, "", func(o store.Object[testRecord]) int {
+		time.Sleep(100 * time.Millisecond)
+		return o.Value.VMID
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("20 conversions of 100 ms took %v: not concurrent", d)
+	}
+	for i, id := range got {
+		if id != 100+i {
+			t.Fatalf("order: %v", got)
 		}
 	}
 }
